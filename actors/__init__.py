@@ -1,0 +1,1 @@
+"""The long-lived named actors of lakeray (package ``lakeray.actors``)."""

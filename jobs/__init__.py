@@ -1,0 +1,1 @@
+"""Ray job entrypoints: ``python -m lakeray.jobs.<name>`` (package ``lakeray.jobs``)."""

@@ -1,0 +1,1 @@
+"""HTTP API assembly: the FastAPI app, its backends and the Ray Serve ingress."""

@@ -1,0 +1,183 @@
+"""The FastAPI app: auth gate, body cap, one error format, and the routers of each domain.
+
+Every route needs ``Authorization: Bearer <token>`` except :data:`PUBLIC_PATHS`. Errors are
+``{"error_code": ..., "message": ...}`` with the status from :mod:`lakeray.errors`; request
+validation failures are 400 and name the field; bodies over the cap are 413.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from lakeray import __version__
+from lakeray.errors import LakerayError, PayloadTooLarge, Unauthenticated, http_status
+
+log = logging.getLogger("lakeray.api")
+
+#: the only routes served without a token.
+PUBLIC_PATHS = frozenset({"/healthz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+REQUEST_ID_HEADER = "x-lakeray-request-id"
+
+
+def error_response(error: LakerayError) -> JSONResponse:
+    """The JSON error body and status for ``error``."""
+    status = http_status(error)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(error.to_json(), status_code=status, headers=headers)
+
+
+class BodyLimit:
+    """ASGI middleware: 413 for bodies over ``limit`` bytes, declared or streamed."""
+
+    def __init__(self, app, limit: int):
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = -1
+                if declared < 0 or declared > self.limit:
+                    resp = error_response(PayloadTooLarge(
+                        f"request body is over the {self.limit}-byte limit" if declared > 0
+                        else "invalid Content-Length"))
+                    if declared < 0:
+                        resp.status_code = 400
+                    return await resp(scope, receive, send)
+        seen = 0
+
+        async def limited_receive():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise PayloadTooLarge(f"request body is over the {self.limit}-byte limit")
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except PayloadTooLarge as e:
+            await error_response(e)(scope, receive, send)
+
+
+def route_inventory(app: FastAPI) -> list[tuple[str, str]]:
+    """Every (method, path) the app serves, included routers flattened (for the auth test)."""
+    out = []
+
+    def walk(routes, prefix=""):
+        for route in routes:
+            inner = getattr(route, "original_router", None)
+            if inner is not None:
+                context = getattr(route, "include_context", None)
+                walk(inner.routes, prefix + (getattr(context, "prefix", "") or ""))
+            elif getattr(route, "methods", None):
+                out.extend((m, prefix + route.path) for m in sorted(route.methods))
+
+    walk(app.routes)
+    return out
+
+
+class AuthGate:
+    """ASGI middleware: every path outside :data:`PUBLIC_PATHS` needs a bearer token.
+
+    The token itself is checked by the registry on each call (so revocation is immediate);
+    here a request without one is refused with 401 before any route runs.
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
+            return await self.app(scope, receive, send)
+        token = bearer_token(dict(scope.get("headers", [])).get(b"authorization", b"").decode("latin-1"))
+        if token is None:
+            resp = error_response(Unauthenticated("a token is required: send 'Authorization: Bearer <token>'"))
+            return await resp(scope, receive, send)
+        scope.setdefault("state", {})["token"] = token
+        await self.app(scope, receive, send)
+
+
+def bearer_token(header: str) -> str | None:
+    """The token from an ``Authorization: Bearer ...`` header (None when absent or malformed)."""
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+async def call(request: Request, op: str, **kwargs):
+    """Run a registry operation as the request's caller (the one way routes reach services)."""
+    rid = kwargs.pop("request_id", None) or request.headers.get(REQUEST_ID_HEADER)
+    return await request.app.state.backend.call(op, request.state.token, rid, **kwargs)
+
+
+def build_app(backend, max_body_bytes: int = 16 * 1024 * 1024) -> FastAPI:
+    """The complete API app over ``backend`` (Local or Actor backend)."""
+    from lakeray.api import platform_routes
+    from lakeray.catalog import data_routes
+    from lakeray.catalog import routes as catalog_routes
+    from lakeray.principals import routes as principal_routes
+
+    app = FastAPI(title="lakeray", version=__version__,
+                  description="Governed catalog, tracking, serving and vectors on Ray. "
+                              "Authenticate with `Authorization: Bearer <token>`.")
+    app.state.backend = backend
+
+    @app.exception_handler(LakerayError)
+    async def lakeray_error(_request: Request, exc: LakerayError):
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError):
+        problems = []
+        for err in exc.errors()[:5]:
+            where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+            if err.get("type") == "json_invalid":
+                problems.append("malformed JSON body")
+            else:
+                problems.append(f"{where}: {err.get('msg')}")
+        return JSONResponse({"error_code": "INVALID_PARAMETER_VALUE", "message": "; ".join(problems)},
+                            status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException):
+        code = {400: "INVALID_PARAMETER_VALUE", 404: "ENDPOINT_NOT_FOUND",
+                405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "BAD_REQUEST")
+        return JSONResponse({"error_code": code, "message": str(exc.detail)}, status_code=exc.status_code)
+
+    @app.exception_handler(json.JSONDecodeError)
+    async def bad_json(_request: Request, exc: json.JSONDecodeError):
+        return JSONResponse({"error_code": "INVALID_PARAMETER_VALUE", "message": f"malformed JSON: {exc.msg}"},
+                            status_code=400)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, exc: Exception):
+        log.exception("unhandled error")
+        return JSONResponse({"error_code": "INTERNAL_ERROR", "message": "internal error"}, status_code=500)
+
+    @app.get("/healthz", tags=["platform"])
+    async def healthz() -> dict:
+        """Liveness of the API (no token needed)."""
+        return {"status": "ok", "version": __version__}
+
+    app.include_router(catalog_routes.router)
+    app.include_router(data_routes.router)
+    app.include_router(principal_routes.router)
+    app.include_router(platform_routes.router)
+    app.add_middleware(AuthGate)
+    if max_body_bytes:
+        app.add_middleware(BodyLimit, limit=max_body_bytes)  # outermost: runs before auth
+    return app

@@ -1,0 +1,32 @@
+"""The Ray Serve ingress deployment that carries the HTTP API."""
+
+from __future__ import annotations
+
+from ray import serve
+
+from lakeray.api.app import build_app
+from lakeray.api.backend import ActorBackend
+from lakeray.settings import Settings
+
+
+def _registry_getter(settings: Settings):
+    def get():
+        from lakeray.actors.registry import handle
+
+        return handle(settings)
+
+    return get
+
+
+def ingress_app(settings: Settings, num_replicas: int = 1):
+    """A Serve application running the FastAPI app; each replica resolves the registry
+    actor by name on its first call (the backend is shipped with the app, unresolved)."""
+    app = build_app(backend=ActorBackend(_registry_getter(settings)), max_body_bytes=settings.max_body_bytes)
+
+    @serve.deployment(name="api", num_replicas=num_replicas, max_ongoing_requests=256,
+                      ray_actor_options={"num_cpus": 0})
+    @serve.ingress(app)
+    class APIIngress:
+        """The HTTP API; all state lives in the registry actor."""
+
+    return APIIngress.bind()

@@ -1,0 +1,1 @@
+"""The governed catalog: securables, grants, tables, volumes, functions, audit and lineage."""

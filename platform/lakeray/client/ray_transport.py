@@ -1,0 +1,57 @@
+"""The Ray transport: operations go straight to the registry actor."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from lakeray.errors import Unavailable
+from lakeray.settings import Settings
+
+
+class RayTransport:
+    """Calls ``registry.call`` through an actor handle, retrying across actor restarts.
+
+    Writes carry a request id so a call resent after the actor died lands once.
+    """
+
+    kind = "ray"
+
+    def __init__(self, token: str, settings: Settings, retry_s: float = 60.0):
+        import ray
+
+        if not ray.is_initialized():
+            ray.init(address=settings.ray_address or "auto", namespace="lakeray",
+                     log_to_driver=False, logging_level="ERROR")
+        self.token = token
+        self.settings = settings
+        self.retry_s = retry_s
+        self._actor = None
+
+    def _handle(self):
+        if self._actor is None:
+            from lakeray.actors.registry import handle
+
+            self._actor = handle(self.settings)
+        return self._actor
+
+    def call(self, op: str, mutating: bool = False, **kwargs):
+        """Run ``op`` on the registry; LakerayErrors surface as themselves."""
+        import ray
+        import ray.exceptions as rex
+
+        request_id = kwargs.pop("request_id", None) or (str(uuid.uuid4()) if mutating else None)
+        deadline = time.monotonic() + self.retry_s
+        while True:
+            try:
+                return ray.get(self._handle().call.remote(op, self.token, request_id, kwargs))
+            except rex.RayTaskError as e:
+                cause = e.cause if hasattr(e, "cause") else None
+                if isinstance(cause, Exception):
+                    raise cause from None
+                raise
+            except (rex.ActorDiedError, rex.ActorUnavailableError, rex.GetTimeoutError, ValueError) as e:
+                if time.monotonic() > deadline:
+                    raise Unavailable(f"the registry actor is not reachable: {e}") from None
+                self._actor = None
+                time.sleep(0.25)

@@ -1,0 +1,185 @@
+"""Bring the platform up, report on it, and take it down (data always stays).
+
+``up`` starts a local Ray head (or joins ``RAY_ADDRESS``), creates the registry actor,
+deploys the Serve HTTP app on ``settings.host:settings.port``, and on first start writes the
+admin token to ``LAKERAY_HOME/credentials`` (mode 0600).
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from lakeray import __version__
+from lakeray.client.credentials import read_credentials, write_credentials
+from lakeray.errors import Unavailable
+from lakeray.settings import NAMESPACE, REGISTRY_ACTOR, SERVE_APP, Settings
+
+ADMIN = "admin"
+STARTED_MARKER = "ray_started_by_lakeray"
+
+
+def _ray_bin() -> str:
+    return shutil.which("ray") or str(Path(sys.executable).parent / "ray")
+
+
+def _local_cluster_alive() -> bool:
+    """Whether the cluster recorded in Ray's ``ray_current_cluster`` file still answers.
+
+    ``ray.init(address="auto")`` against a stale record (a head that was just stopped or
+    killed) waits 60 s and then aborts the whole process, so look first.
+    """
+    from ray._private.utils import read_ray_address  # the file `ray start` writes
+
+    address = read_ray_address()
+    if not address:
+        return False
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=2):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def connect_ray(settings: Settings, start: bool) -> bool:
+    """``ray.init`` against the configured or local cluster; with ``start`` a head is started
+    when none runs. Returns whether this call started it."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    kwargs = dict(namespace=NAMESPACE, log_to_driver=False, logging_level="ERROR")
+    if settings.ray_address:
+        ray.init(address=settings.ray_address, **kwargs)
+        return False
+    if _local_cluster_alive():
+        try:
+            ray.init(address="auto", **kwargs)
+            return False
+        except (ConnectionError, RuntimeError, ValueError):
+            pass
+    if not start:
+        raise Unavailable("no Ray cluster is running: run `lakeray up`")
+    # A `ray start` head outlives this process, so the platform keeps running after `up`.
+    # The dashboard carries the Jobs API (`ray job submit`); bind it to loopback only.
+    cmd = [_ray_bin(), "start", "--head", "--disable-usage-stats", "--dashboard-host=127.0.0.1"]
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    (Path(settings.home) / STARTED_MARKER).write_text(str(time.time()))
+    ray.init(address="auto", **kwargs)
+    return True
+
+
+def deploy(settings: Settings, wait_s: float = 120.0) -> str | None:
+    """Create the registry actor and the Serve app (in a connected Ray); returns a new admin
+    token if the credentials file had to be written, else None."""
+    import ray
+    from ray import serve
+
+    from lakeray.actors.registry import handle
+    from lakeray.api.ingress import ingress_app
+
+    settings.ensure_dirs()
+    actor = handle(settings, create=True, admin=ADMIN)
+    ray.get(actor.ping.remote(), timeout=wait_s)
+    new_token = None
+    if read_credentials(settings.credentials_path) is None:
+        new_token = ray.get(actor.issue_admin_token.remote())
+        write_credentials(settings.credentials_path, new_token, settings.url, ADMIN)
+    serve.start(http_options={"host": settings.host, "port": settings.port})
+    serve.run(ingress_app(settings), name=SERVE_APP, route_prefix="/", blocking=False)
+    wait_healthy(settings.url, wait_s)
+    return new_token
+
+
+def wait_healthy(url: str, wait_s: float = 120.0) -> None:
+    """Poll ``/healthz`` until it answers 200."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            if requests.get(url + "/healthz", timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            raise Unavailable(f"the API at {url} did not become healthy within {wait_s:.0f}s")
+        time.sleep(0.25)
+
+
+def up(settings: Settings) -> dict:
+    """Start (or join) Ray and deploy the platform; idempotent."""
+    settings.ensure_dirs()
+    started = connect_ray(settings, start=True)
+    token = deploy(settings)
+    return {"url": settings.url, "home": settings.home, "credentials": str(settings.credentials_path),
+            "started_ray": started, "new_admin_token": token is not None}
+
+
+def down(settings: Settings, stop_ray: bool | None = None) -> dict:
+    """Remove the Serve app and the registry actor; stop Ray if ``up`` started it. Data stays."""
+    import ray
+    from ray import serve
+
+    try:
+        connect_ray(settings, start=False)
+    except Unavailable:
+        return {"stopped": False, "reason": "no Ray cluster is running"}
+    try:
+        serve.delete(SERVE_APP)
+    except Exception:  # noqa: BLE001 - nothing deployed is fine
+        pass
+    try:
+        serve.shutdown()
+    except Exception:  # noqa: BLE001
+        pass
+    try:
+        ray.kill(ray.get_actor(REGISTRY_ACTOR, namespace=NAMESPACE), no_restart=True)
+    except ValueError:
+        pass
+    marker = Path(settings.home) / STARTED_MARKER
+    ray.shutdown()
+    if stop_ray is None:
+        stop_ray = marker.exists()
+    if stop_ray:
+        subprocess.run([_ray_bin(), "stop", "--force"], check=False, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        marker.unlink(missing_ok=True)
+    return {"stopped": True, "stopped_ray": bool(stop_ray), "home": settings.home}
+
+
+def status(settings: Settings) -> dict:
+    """Actors, Serve apps, URL, data dir and versions."""
+    import ray
+
+    out: dict = {"url": settings.url, "home": settings.home, "database": settings.db_url.split("://")[0],
+                 "credentials": str(settings.credentials_path), "versions": {
+                     "lakeray": __version__, "ray": ray.__version__, "python": sys.version.split()[0]}}
+    try:
+        connect_ray(settings, start=False)
+    except Unavailable as e:
+        out.update(ray="not running", detail=e.message)
+        return out
+    from ray import serve
+    from ray.util.state import list_actors
+
+    out["ray"] = ray.get_runtime_context().gcs_address
+    actors = list_actors(filters=[("ray_namespace", "=", NAMESPACE)], detail=False)
+    out["actors"] = [{"name": a.name, "state": a.state, "class": a.class_name} for a in actors if a.name]
+    try:
+        apps = serve.status().applications
+        out["serve"] = {name: str(app.status.value if hasattr(app.status, "value") else app.status)
+                        for name, app in apps.items()}
+    except Exception as e:  # noqa: BLE001 - Serve not started
+        out["serve"] = {"error": type(e).__name__}
+    try:
+        out["healthy"] = requests.get(settings.url + "/healthz", timeout=2).status_code == 200
+    except requests.RequestException:
+        out["healthy"] = False
+    return out
+

@@ -1,0 +1,1 @@
+"""Principals (users, groups, service principals) and personal access tokens."""

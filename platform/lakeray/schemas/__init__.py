@@ -1,0 +1,1 @@
+"""Pydantic request bodies, one per concept, shared by the REST routes and the client."""

@@ -1,0 +1,99 @@
+"""Platform settings, read once from ``LAKERAY_*`` environment variables and passed down.
+
+Nothing else in lakeray reads the environment for configuration: processes build a
+:class:`Settings` at start (``Settings.from_env()``) and hand it to what they create.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from lakeray.errors import InvalidArgument
+
+NAMESPACE = "lakeray"
+REGISTRY_ACTOR = "registry"
+SERVE_APP = "lakeray"
+
+
+def _int(env: dict, key: str, default: int) -> int:
+    raw = env.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise InvalidArgument(f"{key} must be an integer, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the platform keeps its data and how it listens.
+
+    Args:
+        home: root of the embedded default (``LAKERAY_HOME``, default ``~/.lakeray``).
+        database_url: SQLAlchemy URL of the metadata DB (``LAKERAY_DATABASE_URL``);
+            empty means SQLite at ``home/metadata.db``.
+        host, port: where the Serve HTTP proxy binds (``LAKERAY_HOST``/``LAKERAY_PORT``).
+        max_body_bytes: request body cap, over which requests get 413.
+        function_timeout_s: default wall-clock limit of a catalog function call.
+        ray_address: Ray cluster to join (``RAY_ADDRESS``); empty starts or finds a local one.
+    """
+
+    home: str
+    database_url: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_body_bytes: int = 16 * 1024 * 1024
+    function_timeout_s: int = 30
+    ray_address: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: dict | None = None) -> Settings:
+        """Build settings from ``env`` (default ``os.environ``)."""
+        env = dict(os.environ if env is None else env)
+        home = env.get("LAKERAY_HOME") or str(Path.home() / ".lakeray")
+        return cls(
+            home=str(Path(home).expanduser().resolve()),
+            database_url=env.get("LAKERAY_DATABASE_URL", ""),
+            host=env.get("LAKERAY_HOST", "127.0.0.1"),
+            port=_int(env, "LAKERAY_PORT", 8000),
+            max_body_bytes=_int(env, "LAKERAY_MAX_BODY_BYTES", 16 * 1024 * 1024),
+            function_timeout_s=_int(env, "LAKERAY_FUNCTION_TIMEOUT_S", 30),
+            ray_address=env.get("RAY_ADDRESS", ""),
+        )
+
+    @property
+    def db_url(self) -> str:
+        """The metadata DB URL, SQLite under ``home`` unless one was given."""
+        return self.database_url or f"sqlite:///{Path(self.home) / 'metadata.db'}"
+
+    @property
+    def table_root(self) -> Path:
+        return Path(self.home) / "tables"
+
+    @property
+    def volume_root(self) -> Path:
+        return Path(self.home) / "volumes"
+
+    @property
+    def artifact_root(self) -> Path:
+        return Path(self.home) / "artifacts"
+
+    @property
+    def credentials_path(self) -> Path:
+        return Path(self.home) / "credentials"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def ensure_dirs(self) -> None:
+        """Create the home folder and its data roots."""
+        for path in (Path(self.home), self.table_root, self.volume_root, self.artifact_root):
+            path.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,1 @@
+"""Durable storage: the SQL metadata DB (SQLAlchemy) and its versioned migrations."""

@@ -1,0 +1,108 @@
+"""The running platform (a real `lakeray up`): both client transports, the lifecycle CLI,
+the quickstart, a Ray job, and the unmodified unitycatalog-client."""
+
+import json
+import os
+import stat
+import subprocess
+import sys
+
+import pyarrow as pa
+import pytest
+from tests.conftest import REPO
+
+import lakeray
+
+pytestmark = pytest.mark.ray
+
+
+def test_status_and_credentials(platform):
+    out = platform.cli("status")
+    assert out.returncode == 0, out.stderr
+    info = json.loads(out.stdout)
+    assert info["healthy"] is True
+    assert any(a["name"] == "registry" and a["state"] == "ALIVE" for a in info["actors"])
+    assert info["serve"]["lakeray"] == "RUNNING"
+    mode = stat.S_IMODE(os.stat(platform.home / "credentials").st_mode)
+    assert mode == 0o600
+
+
+@pytest.mark.parametrize("via", ["http", "ray"])
+def test_same_methods_and_errors_on_both_transports(platform, via):
+    c = platform.client(via)
+    assert c.transport == via
+    cat = f"both_{via}"
+    c.create_catalog(cat, comment="x")
+    c.create_schema(cat, "s")
+    t = f"{cat}.s.t"
+    info = c.create_table(t, data=pa.table({"id": [1, 2], "name": ["a", "b"]}))
+    assert info["full_name"] == t
+    assert c.append(t, [{"id": 3, "name": "c"}])["version"] == 2
+    assert c.read_table(t).column("id").to_pylist() == [1, 2, 3]
+    assert c.read_table(t, version=1).num_rows == 2
+    assert c.read_pandas(t, predicate=[["id", ">", 1]])["name"].tolist() == ["b", "c"]
+    assert [v["version"] for v in c.table_versions(t)] == [1, 2]
+    assert c.read_dataset(t).count() == 3
+    user = f"user_{via}"
+    c.create_principal(user)
+    c.grant("catalog", cat, user, "USE CATALOG", "USE SCHEMA", "SELECT")
+    other = platform.client(via, token=c.create_token(principal=user)["token_value"])
+    assert other.read_table(t).num_rows == 3
+    with pytest.raises(lakeray.PermissionDenied):
+        other.append(t, [{"id": 4, "name": "d"}])
+    with pytest.raises(lakeray.NotFound):
+        c.get_table(f"{cat}.s.missing")
+    with pytest.raises(lakeray.InvalidArgument):
+        c.create_catalog("bad name")
+    with pytest.raises(lakeray.AlreadyExists):
+        c.create_catalog(cat)
+    with pytest.raises(lakeray.Unauthenticated):
+        platform.client(via, token="lr_bogus").list_catalogs()
+    c.create_volume(cat, "s", "files")
+    c.upload(f"/Volumes/{cat}/s/files/dir/hello.txt", b"hi")
+    assert c.download(f"/Volumes/{cat}/s/files/dir/hello.txt") == b"hi"
+    assert [e["name"] for e in c.list_directory(f"/Volumes/{cat}/s/files/dir")["contents"]] == ["hello.txt"]
+    with pytest.raises(lakeray.InvalidArgument):
+        c.download(f"/Volumes/{cat}/s/files/../../../etc/passwd")
+    c.delete_catalog(cat, force=True)
+
+
+@pytest.mark.parametrize("via", ["http", "ray"])
+def test_functions_run_in_ray_tasks(platform, via):
+    c = platform.client(via)
+    name = f"main.default.add_{via}"
+    c.create_function({
+        "name": name.split(".")[-1], "catalog_name": "main", "schema_name": "default",
+        "input_params": {"parameters": [
+            {"name": "a", "type_text": "int", "type_name": "INT", "type_json": '"int"', "position": 0},
+            {"name": "b", "type_text": "int", "type_name": "INT", "type_json": '"int"', "position": 1}]},
+        "data_type": "INT", "full_data_type": "int", "routine_body": "EXTERNAL",
+        "routine_definition": "import os\nreturn a + b + (0 if os.getpid() else 1)",
+        "parameter_style": "S", "is_deterministic": True, "sql_data_access": "NO_SQL", "is_null_call": False,
+        "security_type": "DEFINER", "specific_name": name.split(".")[-1], "external_language": "PYTHON"})
+    assert c.execute_function(name, a=2, b=3) == 5
+    with pytest.raises(lakeray.InvalidArgument):
+        c.execute_function(name, a="2", b=3)
+
+
+def test_quickstart_runs_end_to_end(platform):
+    out = subprocess.run([sys.executable, str(REPO / "notebooks" / "quickstart.py")], env=platform.env,
+                         cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "quickstart done" in out.stdout
+    assert "write refused as expected" in out.stdout
+
+
+def test_corpus_loads_as_a_ray_job(platform):
+    # Ray 2.60 turns on token auth; the CLI needs to be told where `ray start` wrote the token.
+    env = {**platform.env, "RAY_ADDRESS": "http://127.0.0.1:8265",
+           "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": os.path.expanduser("~/.ray/auth_token")}
+    out = subprocess.run([sys.executable, "-m", "ray.scripts.scripts", "job", "submit", "--", sys.executable,
+                          "-m", "lakeray.jobs.load_corpus", "--table", "main.default.job_corpus"],
+                         env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    c = platform.client("http")
+    assert c.describe_table("main.default.job_corpus")["num_rows"] > 20
+    edges = c.get_lineage("table", "main.default.job_corpus")["edges"]
+    assert edges and edges[0]["source"] == {"type": "external", "name": "python-package-metadata"}
+    assert edges[0]["job_id"]

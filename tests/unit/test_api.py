@@ -1,0 +1,156 @@
+"""The HTTP API in-process (FastAPI TestClient over a LocalBackend): auth on every route,
+the error format, bad inputs that change nothing, body caps, and the OpenAPI snapshot."""
+
+import json
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from fastapi.testclient import TestClient
+
+from lakeray.api.app import PUBLIC_PATHS, build_app, route_inventory
+from lakeray.api.backend import LocalBackend
+from lakeray.arrow_wire import ARROW_STREAM, from_ipc, to_ipc
+
+SNAPSHOT = Path(__file__).with_name("openapi_snapshot.json")
+UC = "/api/2.1/unity-catalog"
+
+
+@pytest.fixture
+def api(registry, admin):
+    app = build_app(LocalBackend(registry), max_body_bytes=64 * 1024)
+    token = registry.call_as(admin, "create_token")["token_value"]
+    client = TestClient(app)
+    client.headers["Authorization"] = f"Bearer {token}"
+    return client
+
+
+def test_every_route_needs_a_token_except_the_allowlist(registry):
+    app = build_app(LocalBackend(registry))
+    anon = TestClient(app)
+    public, checked = set(), 0
+    for method, path in route_inventory(app):
+        url = path.replace("{path:path}", "Volumes/main/default/v/f").replace("{", "").replace("}", "")
+        for headers in ({}, {"Authorization": "Basic YWRtaW46YWRtaW4="}, {"Authorization": "Bearer"}):
+            resp = anon.request(method, url, headers=headers)
+            if resp.status_code != 401:
+                public.add(path)
+            elif method != "HEAD":
+                assert resp.json()["error_code"] == "UNAUTHENTICATED"
+        checked += 1
+    assert public <= PUBLIC_PATHS
+    assert PUBLIC_PATHS == {"/healthz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+    documented = {p for p in app.openapi()["paths"]}
+    assert documented <= {p.replace(":path", "") for _, p in route_inventory(app)}
+    assert checked > 60
+    assert anon.get("/healthz").status_code == 200
+
+
+def test_invalid_token_is_401_not_500(api):
+    resp = api.get(UC + "/catalogs", headers={"Authorization": "Bearer lr_not-a-real-token"})
+    assert resp.status_code == 401 and resp.json()["error_code"] == "UNAUTHENTICATED"
+
+
+def test_unity_catalog_shapes(api):
+    resp = api.post(UC + "/catalogs", json={"name": "web", "comment": "c"})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["name"] == "web"
+    assert api.post(UC + "/schemas", json={"name": "s", "catalog_name": "web"}).status_code == 200
+    table = api.post(UC + "/tables", json={"name": "t", "catalog_name": "web", "schema_name": "s",
+                                           "table_type": "MANAGED", "columns": [
+                                               {"name": "id", "type_name": "LONG", "position": 0}]})
+    assert table.status_code == 200, table.text
+    assert table.json()["columns"][0]["type_name"] == "LONG"
+    listed = api.get(UC + "/tables", params={"catalog_name": "web", "schema_name": "s"}).json()
+    assert [t["name"] for t in listed["tables"]] == ["t"]
+    dup = api.post(UC + "/catalogs", json={"name": "web"})
+    assert dup.status_code == 409 and dup.json()["error_code"] == "RESOURCE_ALREADY_EXISTS"
+    missing = api.get(UC + "/tables/web.s.nope")
+    assert missing.status_code == 404 and missing.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+
+
+def test_table_data_json_and_arrow(api):
+    data = pa.table({"id": [1, 2, 3], "name": ["a", "b", "c"]})
+    resp = api.post("/api/lakeray/v1/tables", params={"full_name": "main.default.d"}, content=to_ipc(data),
+                    headers={"Content-Type": ARROW_STREAM})
+    assert resp.status_code == 200, resp.text
+    resp = api.post("/api/lakeray/v1/tables/main.default.d/rows", json={"rows": [{"id": 4, "name": "d"}]})
+    assert resp.status_code == 200 and resp.json()["version"] == 2
+    page = api.get("/api/lakeray/v1/tables/main.default.d/rows", params={"max_rows": 3}).json()
+    assert [r["id"] for r in page["rows"]] == [1, 2, 3] and page["next_page_token"]
+    rest = api.get("/api/lakeray/v1/tables/main.default.d/rows",
+                   params={"page_token": page["next_page_token"]}).json()
+    assert [r["id"] for r in rest["rows"]] == [4] and "next_page_token" not in rest
+    arrow = api.get("/api/lakeray/v1/tables/main.default.d/rows", params={"format": "arrow", "version": 1})
+    assert from_ipc(arrow.content).num_rows == 3
+    gone = api.post("/api/lakeray/v1/tables/main.default.d/delete", json={"predicate": [["id", ">=", 3]]})
+    assert gone.json()["num_deleted"] == 2
+    bad = api.post("/api/lakeray/v1/tables/main.default.d/rows", json={"rows": [{"id": "x"}]})
+    assert bad.status_code == 400
+
+
+BAD_NAMES = ["..", "%2e%2e", "%252e%252e", "a%00b", "x" * 10_000, "ｍain", "'; DROP TABLE grants;--", "a b",
+             "..%2f..%2fetc"]
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_bad_names_over_http_are_4xx_and_change_nothing(api, name):
+    before = (api.get(UC + "/catalogs").json(), api.get(UC + "/schemas", params={"catalog_name": "main"}).json())
+    for method, url, body in (
+            ("POST", UC + "/catalogs", {"name": name}),
+            ("POST", UC + "/schemas", {"name": name, "catalog_name": "main"}),
+            ("GET", UC + f"/catalogs/{name}", None),
+            ("GET", UC + f"/tables/main.default.{name}", None),
+            ("DELETE", UC + f"/schemas/main.{name}", None),
+            ("PATCH", UC + f"/permissions/catalog/{name}", {"changes": [{"principal": "x", "add": ["SELECT"]}]})):
+        resp = api.request(method, url, json=body)
+        assert 400 <= resp.status_code < 500, (method, url, resp.status_code, resp.text)
+        assert set(resp.json()) == {"error_code", "message"}
+    after = (api.get(UC + "/catalogs").json(), api.get(UC + "/schemas", params={"catalog_name": "main"}).json())
+    assert after == before
+
+
+@pytest.mark.parametrize("body,ctype", [
+    (b'{"name": "x"', "application/json"), (b"\xff\xfe\x00", "application/json"),
+    (b"[" * 100_00 + b"]" * 100_00, "application/json"), (b'{"name": 5}', "application/json"),
+    (b'{"name": "ok", "surprise": 1}', "application/json"), (b"name=x", "text/plain")])
+def test_malformed_bodies_are_400(api, body, ctype):
+    before = api.get(UC + "/catalogs").json()
+    resp = api.post(UC + "/catalogs", content=body, headers={"Content-Type": ctype})
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert api.get(UC + "/catalogs").json() == before
+
+
+def test_oversize_bodies_are_413(api):
+    resp = api.post(UC + "/catalogs", content=b'{"name": "' + b"a" * 100_000 + b'"}',
+                    headers={"Content-Type": "application/json"})
+    assert resp.status_code == 413 and resp.json()["error_code"] == "REQUEST_LIMIT_EXCEEDED"
+
+    def chunks():
+        for _ in range(100):
+            yield b"x" * 1024
+
+    streamed = api.put("/api/2.0/fs/files/Volumes/main/default/v/big.bin", content=chunks())
+    assert streamed.status_code == 413
+
+
+def test_errors_never_leak_tracebacks(api, registry, monkeypatch):
+    def explode(*a, **k):
+        raise RuntimeError("secret internal detail /etc/passwd")
+
+    monkeypatch.setattr(registry.catalog, "get", explode)
+    registry.ops = registry._operations()
+    quiet = TestClient(api.app, raise_server_exceptions=False)
+    resp = quiet.get(UC + "/catalogs/main", headers=dict(api.headers))
+    assert resp.status_code == 500
+    assert "secret" not in resp.text and "Traceback" not in resp.text
+
+
+def test_openapi_snapshot(registry):
+    spec = TestClient(build_app(LocalBackend(registry))).get("/openapi.json").json()
+    text = json.dumps(spec, indent=1, sort_keys=True)
+    if os.environ.get("UPDATE_SNAPSHOTS") or not SNAPSHOT.exists():
+        SNAPSHOT.write_text(text + "\n")
+    assert text + "\n" == SNAPSHOT.read_text(), "API changed: rerun with UPDATE_SNAPSHOTS=1 if deliberate"
