@@ -14,11 +14,47 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+#: Where the PostgreSQL variant of the registry tests runs, e.g.
+#: ``postgresql://lakeray:lakeray@127.0.0.1/lakeray``; unset, that variant is skipped.
+PG_ENV = "LAKERAY_TEST_DATABASE_URL"
+
+
 @pytest.fixture
-def settings(tmp_path):
+def pg_url():
+    """A URL of an empty PostgreSQL schema of its own (dropped afterwards): one per test."""
+    base = os.environ.get(PG_ENV)
+    if not base:
+        pytest.skip(f"PostgreSQL backend not tested: set {PG_ENV}=postgresql://user:password@host/db")
+    import uuid
+
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.pool import NullPool
+
+    from lakeray.storage.db import normalise_url
+
+    url = make_url(normalise_url(base))
+    schema = f"lakeray_test_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    # libpq's ``options`` puts every connection of the test into the new schema only.
+    yield url.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.exec_driver_sql("SET lock_timeout = '10s'")
+        conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def settings(request, tmp_path):
+    """Settings on a temp home; the registry tests run once per metadata backend."""
     from lakeray.settings import Settings
 
-    return Settings(home=str(tmp_path / "home"))
+    home = str(tmp_path / "home")
+    if request.param == "sqlite":
+        return Settings(home=home)
+    return Settings(home=home, database_url=request.getfixturevalue("pg_url"))
 
 
 @pytest.fixture

@@ -80,8 +80,9 @@ class Registry:
         operation = self.ops.get(op)
         if operation is None:
             raise InvalidArgument(f"unknown operation {op!r}")
-        if request_id is not None and (not isinstance(request_id, str) or not 0 < len(request_id) <= 128):
-            raise InvalidArgument("request_id must be a string of 1-128 characters")
+        if request_id is not None and (not isinstance(request_id, str) or not 0 < len(request_id) <= 128
+                                       or "\x00" in request_id):
+            raise InvalidArgument("request_id must be a string of 1-128 characters without NUL")
         if operation.mutating and request_id:
             prior = self._replay(request_id, op, caller)
             if prior is not None:

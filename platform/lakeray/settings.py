@@ -7,7 +7,7 @@ Nothing else in lakeray reads the environment for configuration: processes build
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from lakeray.errors import InvalidArgument
@@ -39,6 +39,9 @@ class Settings:
         max_body_bytes: request body cap, over which requests get 413.
         function_timeout_s: default wall-clock limit of a catalog function call.
         ray_address: Ray cluster to join (``RAY_ADDRESS``); empty starts or finds a local one.
+        local_reads: API replicas serve read operations from the stores themselves instead of
+            asking the registry actor (``LAKERAY_LOCAL_READS``, default on); needs ``home`` and
+            the database reachable from every node that runs an API replica.
     """
 
     home: str
@@ -48,7 +51,7 @@ class Settings:
     max_body_bytes: int = 16 * 1024 * 1024
     function_timeout_s: int = 30
     ray_address: str = ""
-    extra: dict = field(default_factory=dict)
+    local_reads: bool = True
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> Settings:
@@ -63,6 +66,7 @@ class Settings:
             max_body_bytes=_int(env, "LAKERAY_MAX_BODY_BYTES", 16 * 1024 * 1024),
             function_timeout_s=_int(env, "LAKERAY_FUNCTION_TIMEOUT_S", 30),
             ray_address=env.get("RAY_ADDRESS", ""),
+            local_reads=env.get("LAKERAY_LOCAL_READS", "1").lower() not in ("0", "false", "no", "off"),
         )
 
     @property

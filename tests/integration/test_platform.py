@@ -106,3 +106,31 @@ def test_corpus_loads_as_a_ray_job(platform):
     edges = c.get_lineage("table", "main.default.job_corpus")["edges"]
     assert edges and edges[0]["source"] == {"type": "external", "name": "python-package-metadata"}
     assert edges[0]["job_id"]
+
+
+def test_revocation_and_grants_take_effect_at_once_over_http(platform):
+    """API replicas serve reads themselves: revocations and grant changes must still apply
+    to the very next request."""
+    admin = platform.client("http")
+    admin.create_principal("short_lived")
+    admin.create_table("main.default.revocable", data=[{"x": 1}])
+    made = admin.create_token(principal="short_lived")
+    user = platform.client("http", token=made["token_value"])
+    assert user.whoami()["name"] == "short_lived"
+    with pytest.raises(lakeray.PermissionDenied):
+        user.read_table("main.default.revocable")
+    admin.grant("catalog", "main", "short_lived", "USE CATALOG", "USE SCHEMA")
+    admin.grant("table", "main.default.revocable", "short_lived", "SELECT")
+    assert user.read_table("main.default.revocable").num_rows == 1
+    admin.revoke("table", "main.default.revocable", "short_lived", "SELECT")
+    with pytest.raises(lakeray.PermissionDenied):
+        user.read_table("main.default.revocable")
+    admin.revoke_token(made["token_info"]["token_id"])
+    with pytest.raises(lakeray.Unauthenticated):
+        user.whoami()
+    admin.create_principal("deactivated")
+    other = platform.client("http", token=admin.create_token(principal="deactivated")["token_value"])
+    assert other.whoami()["name"] == "deactivated"
+    admin.update_principal("deactivated", active=False)
+    with pytest.raises(lakeray.Unauthenticated):
+        other.whoami()

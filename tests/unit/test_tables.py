@@ -155,3 +155,25 @@ def test_pandas_round_trip(registry, admin):
     registry.call_as(admin, "create_table", full_name=T, data=to_arrow(df))
     back = registry.call_as(admin, "read_table", full_name=T).to_pandas()
     pd.testing.assert_frame_equal(back, df)
+
+
+def test_bad_lineage_arguments_are_refused_before_the_write(registry, admin):
+    r = registry
+    r.call_as(admin, "create_table", full_name=T, data=_people())
+    row = pa.table({"id": [5], "name": ["e"], "score": [1.0]})
+    for bad in ({"sources": "table:x"}, {"sources": ["table:not a name"]}, {"sources": ["weird:x"]},
+                {"run_id": ""}, {"job_id": "x" * 500}, {"run_id": "a\x00"}):
+        with pytest.raises(InvalidArgument):
+            r.call_as(admin, "append_table", full_name=T, data=row, **bad)
+    assert r.call_as(admin, "read_table", full_name=T).num_rows == 3
+    out = r.call_as(admin, "append_table", full_name=T, data=row, sources=["table:main.default.src"], run_id="r1")
+    assert out["num_rows"] == 1
+    edges = r.call_as(admin, "get_lineage", node_type="table", name=T)["edges"]
+    assert edges[0]["source"] == {"type": "table", "name": "main.default.src"} and edges[0]["run_id"] == "r1"
+
+
+def test_lone_surrogates_are_400_not_500(registry, admin):
+    with pytest.raises(InvalidArgument):
+        registry.call_as(admin, "create_catalog", name="c1", comment="bad \ud800 half")
+    with pytest.raises(InvalidArgument):
+        registry.call_as(admin, "update_schema", full_name="main.default", properties={"k": "\udfff"})

@@ -44,3 +44,33 @@ class ActorBackend:
                     raise Unavailable("the registry restarted during the call; retry it") from None
                 self._actor = None
                 await asyncio.sleep(0.2)
+
+
+class HybridBackend:
+    """Reads in this process, writes through the registry actor.
+
+    Read operations (list, get, read rows, permission checks) run on a Registry opened in the
+    API replica over the same durable stores, so the hot path has no actor round trip. Every
+    write still goes to the registry actor, the single writer that owns request-id replay and
+    per-table write ordering. Writes commit before they are acknowledged, so a read after a
+    write sees it.
+    """
+
+    def __init__(self, settings, actor_getter):
+        self.settings = settings
+        self.writes = ActorBackend(actor_getter)
+        self._local: LocalBackend | None = None
+
+    def _reader(self) -> LocalBackend:
+        if self._local is None:
+            from lakeray.registry import Registry
+
+            self._local = LocalBackend(Registry(self.settings, function_runner=None))
+        return self._local
+
+    async def call(self, op: str, token: str, request_id: str | None = None, **kwargs):
+        reader = self._reader()
+        operation = reader.registry.ops.get(op)
+        if operation is not None and not operation.mutating:
+            return await reader.call(op, token, request_id, **kwargs)
+        return await self.writes.call(op, token, request_id, **kwargs)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ray import serve
 
 from lakeray.api.app import build_app
-from lakeray.api.backend import ActorBackend
+from lakeray.api.backend import ActorBackend, HybridBackend
 from lakeray.settings import Settings
 
 
@@ -19,9 +19,11 @@ def _registry_getter(settings: Settings):
 
 
 def ingress_app(settings: Settings, num_replicas: int = 1):
-    """A Serve application running the FastAPI app; each replica resolves the registry
-    actor by name on its first call (the backend is shipped with the app, unresolved)."""
-    app = build_app(backend=ActorBackend(_registry_getter(settings)), max_body_bytes=settings.max_body_bytes)
+    """A Serve application running the FastAPI app; each replica opens its backend on its
+    first call (the backend is shipped with the app, unresolved)."""
+    getter = _registry_getter(settings)
+    backend = HybridBackend(settings, getter) if settings.local_reads else ActorBackend(getter)
+    app = build_app(backend=backend, max_body_bytes=settings.max_body_bytes)
 
     @serve.deployment(name="api", num_replicas=num_replicas, max_ongoing_requests=256,
                       ray_actor_options={"num_cpus": 0})

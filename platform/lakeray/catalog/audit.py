@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import select
+from sqlalchemy import BigInteger, literal, select
 from sqlalchemy.engine import Connection
 
 from lakeray.errors import InvalidArgument, PermissionDenied
@@ -13,6 +13,7 @@ from lakeray.storage.db import Database
 from lakeray.storage.models import audit_log
 
 RESULTS = ("ok", "denied", "error")
+MAX_INT64 = 2**63 - 1
 
 
 def denial(error: PermissionDenied, action: str, securable_type: str | None,
@@ -49,10 +50,19 @@ class AuditLog:
               securable: str | None = None, result: str | None = None, since_ms: int | None = None,
               until_ms: int | None = None, limit: int = 100, before_id: int | None = None) -> dict:
         """Newest-first events matching the filters; ``next_page_token`` pages further back."""
-        if not 1 <= limit <= 10000:
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10000:
             raise InvalidArgument("limit must be between 1 and 10000")
         if result is not None and result not in RESULTS:
             raise InvalidArgument(f"result must be one of {', '.join(RESULTS)}")
+        # Filters are checked here, not by the database: PostgreSQL refuses a NUL, a string
+        # compared with a number, or an integer beyond 64 bits (SQLite the last one too).
+        for what, value in (("principal", principal), ("action", action), ("securable", securable)):
+            if value is not None and (not isinstance(value, str) or "\x00" in value):
+                raise InvalidArgument(f"{what} must be a string without NUL")
+        for what, value in (("since_ms", since_ms), ("until_ms", until_ms), ("before_id", before_id)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or not -MAX_INT64 <= value <= MAX_INT64):
+                raise InvalidArgument(f"{what} must be a 64-bit integer")
         q = select(audit_log).order_by(audit_log.c.id.desc()).limit(limit + 1)
         for col, value in ((audit_log.c.principal, principal), (audit_log.c.action, action),
                            (audit_log.c.securable, securable), (audit_log.c.result, result)):
@@ -63,7 +73,7 @@ class AuditLog:
         if until_ms is not None:
             q = q.where(audit_log.c.ts <= until_ms)
         if before_id is not None:
-            q = q.where(audit_log.c.id < before_id)
+            q = q.where(audit_log.c.id < literal(before_id, BigInteger))  # id is 32-bit on PostgreSQL
         with self.db.read() as conn:
             rows = conn.execute(q).mappings().all()
         events = [dict(r, detail=json.loads(r["detail"]) if r["detail"] else None) for r in rows[:limit]]

@@ -28,6 +28,23 @@ def _node(stype: object, name: object) -> tuple[str, str]:
     return stype, name
 
 
+def check_edge_args(sources: object, run_id: object, job_id: object) -> None:
+    """Validate the lineage arguments of a write before the write happens."""
+    if sources is not None:
+        if not isinstance(sources, list) or len(sources) > 100:
+            raise InvalidArgument("sources must be a list of at most 100 'type:name' strings")
+        for source in sources:
+            if not isinstance(source, str):
+                raise InvalidArgument("each source must be a string like 'table:main.default.t'")
+            stype, _, name = source.rpartition(":") if ":" in source else ("table", ":", source)
+            _node(stype or "table", name)
+    for what, value in (("run_id", run_id), ("job_id", job_id)):
+        if value is not None:
+            if not value:
+                raise InvalidArgument(f"{what} must not be empty")
+            names.text(value, what, 128)
+
+
 class LineageService:
     """Records edges and walks them upstream or downstream."""
 
@@ -39,9 +56,7 @@ class LineageService:
                target_name: str, run_id: str | None = None, job_id: str | None = None) -> dict:
         """Store one edge source -> target (idempotent: the same edge and run is kept once)."""
         (st, sn), (tt, tn) = _node(source_type, source_name), _node(target_type, target_name)
-        for what, value in (("run_id", run_id), ("job_id", job_id)):
-            if value is not None and (not isinstance(value, str) or not 0 < len(value) <= 128):
-                raise InvalidArgument(f"{what} must be a string of 1-128 characters")
+        check_edge_args(None, run_id, job_id)
         edge = dict(source_type=st, source_name=sn, target_type=tt, target_name=tn, run_id=run_id,
                     job_id=job_id)
         with self.db.write() as conn:

@@ -47,6 +47,22 @@ def full_name(value: object, parts: int, what: str = "full name") -> tuple[str, 
     return tuple(identifier(p, what) for p in pieces)
 
 
+def text(value: object, what: str, max_length: int) -> str:
+    """Validate free text that is stored or looked up as is (comments, display names, ids).
+
+    At most ``max_length`` characters (the column's limit: PostgreSQL enforces it, SQLite
+    does not), no NUL (PostgreSQL text cannot hold one) and valid Unicode (JSON may carry a
+    lone surrogate half, which no database can store as UTF-8).
+    """
+    if not isinstance(value, str) or len(value) > max_length or "\x00" in value:
+        raise InvalidArgument(f"{what} must be a string of at most {max_length} characters without NUL")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidArgument(f"{what} is not valid Unicode (it holds a lone surrogate)") from None
+    return value
+
+
 def principal(value: object) -> str:
     """Validate a principal name (user, group or service principal) and return it lower-cased."""
     if not isinstance(value, str) or not value:

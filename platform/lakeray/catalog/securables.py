@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import and_, bindparam, delete, or_, select, update
 from sqlalchemy.engine import Connection
 
 from lakeray.catalog.privileges import SecurableType
@@ -70,11 +70,34 @@ def _with_parents(conn: Connection, obj: Securable) -> Securable:
     return obj
 
 
+# One statement, built once: an object and its enclosing catalog and schema, found by name.
+_CHAIN = select(securables).where(or_(
+    and_(securables.c.type == bindparam("type"), securables.c.full_name == bindparam("name")),
+    and_(securables.c.type == "schema", securables.c.full_name == bindparam("schema")),
+    and_(securables.c.type == "catalog", securables.c.full_name == bindparam("catalog"))))
+
+
 def find(conn: Connection, stype: SecurableType, full_name: str) -> Securable | None:
-    """The object of that type and name with its ancestors, or None."""
-    row = conn.execute(select(securables).where(
-        securables.c.type == stype.value, securables.c.full_name == full_name)).mappings().first()
-    return None if row is None else _with_parents(conn, _from_row(row))
+    """The object of that type and name with its ancestors, or None (one query)."""
+    parts = full_name.split(".")
+    nested = stype not in (SecurableType.CATALOG, SecurableType.METASTORE, SecurableType.SERVING_ENDPOINT)
+    params = {"type": stype.value, "name": full_name,
+              "schema": ".".join(parts[:2]) if nested and len(parts) == 3 else "",
+              "catalog": parts[0] if nested else ""}
+    found = {(r["type"], r["full_name"]): _from_row(r) for r in conn.execute(_CHAIN, params).mappings()}
+    obj = found.get((stype.value, full_name))
+    if obj is None:
+        return None
+    chain = [c for c in (found.get(("schema", params["schema"])), found.get(("catalog", params["catalog"])))
+             if c is not None]
+    # The names must agree with the parent links; if they ever do not, walk the links.
+    links = [obj.parent_id] + [c.parent_id for c in chain]
+    if [c.id for c in chain] + [None] != links:
+        return _with_parents(conn, obj)
+    obj.parents = chain
+    for i, parent in enumerate(chain):
+        parent.parents = chain[i + 1:]
+    return obj
 
 
 def get(conn: Connection, stype: SecurableType, full_name: str) -> Securable:

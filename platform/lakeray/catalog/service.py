@@ -52,11 +52,7 @@ CREATE_PRIVILEGE: dict[SecurableType, Privilege] = {
 
 
 def _comment(value: object) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or len(value) > MAX_COMMENT or "\x00" in value:
-        raise InvalidArgument(f"comment must be a string of at most {MAX_COMMENT} characters without NUL")
-    return value
+    return None if value is None else names.text(value, "comment", MAX_COMMENT)
 
 
 def _string_map(value: object, what: str) -> dict[str, str]:
@@ -65,9 +61,10 @@ def _string_map(value: object, what: str) -> dict[str, str]:
     if not isinstance(value, dict) or len(value) > MAX_PROPERTIES:
         raise InvalidArgument(f"{what} must be an object of at most {MAX_PROPERTIES} string entries")
     for key, val in value.items():
-        if not isinstance(key, str) or not isinstance(val, str) or not 0 < len(key) <= 255 \
-                or len(val) > 4096 or "\x00" in key + val:
+        if not isinstance(key, str) or not isinstance(val, str) or not key:
             raise InvalidArgument(f"{what} entries must be strings (keys 1-255, values up to 4096 characters)")
+        names.text(key, f"{what} key", 255)
+        names.text(val, f"{what} value {key!r}", 4096)
     return dict(value)
 
 

@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from lakeray.catalog import names
 from lakeray.catalog.audit import AuditLog
-from lakeray.catalog.lineage import LineageService
+from lakeray.catalog.lineage import LineageService, check_edge_args
 from lakeray.catalog.privileges import Privilege, SecurableType
 from lakeray.catalog.securables import Securable
 from lakeray.catalog.service import CatalogService
@@ -148,6 +148,7 @@ class TableService:
         if not isinstance(schema, pa.Schema) or len(schema) == 0:
             raise InvalidArgument("a table needs a schema with at least one column (or data)")
         _check_schema(schema)
+        check_edge_args(sources, run_id, job_id)
         spec = {"columns": columns_from_arrow(schema), "arrow_schema": encode_schema(schema)}
         info = self.catalog.create(caller, ST.TABLE, full_name, comment=comment, properties=properties,
                                    spec=spec)
@@ -225,6 +226,7 @@ class TableService:
 
     def _write(self, caller: Caller, full_name: str, action: str, request_id: str | None,
                sources: list[str] | None, job_id: str | None, run_id: str | None, write) -> dict:
+        check_edge_args(sources, run_id, job_id)
         obj = self.catalog.resolve(caller, ST.TABLE, full_name, P.MODIFY, action=action)
         if request_id is not None and (not isinstance(request_id, str) or not 0 < len(request_id) <= 128):
             raise InvalidArgument("request_id must be a string of 1-128 characters")

@@ -2,19 +2,17 @@
 
 Tokens are 32 random bytes (URL-safe base64, prefixed ``lr_``), shown once, stored only as
 their SHA-256, optionally expiring, and revocable. :meth:`PrincipalService.authenticate`
-turns a token into a :class:`Caller`; results are cached in-process and the cache is
-dropped on every change to principals, groups or tokens, so a revocation takes effect on
-the next call.
+turns a token into a :class:`Caller` on every call (nothing is cached), so a revocation,
+deactivation or group change takes effect on the next request in every process.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-import threading
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 
 from lakeray.catalog import names
 from lakeray.catalog.audit import AuditLog, denial
@@ -26,6 +24,15 @@ from lakeray.storage.models import group_members, principals, tokens
 KINDS = ("user", "group", "service_principal")
 TOKEN_PREFIX = "lr_"
 MAX_TOKEN_LIFETIME_S = 10 * 365 * 24 * 3600
+
+
+# Statements on the authentication path, built once (SQLAlchemy then reuses their compiled form).
+_TOKEN_OWNER = (select(tokens.c.principal, tokens.c.expires_at, tokens.c.revoked_at, principals.c.kind,
+                       principals.c.is_admin, principals.c.active)
+                .join(principals, principals.c.name == tokens.c.principal)
+                .where(tokens.c.token_hash == bindparam("digest")))
+_GROUPS_OF = select(group_members.c.group_name).where(
+    group_members.c.member.in_(bindparam("members", expanding=True)))
 
 
 @dataclass(frozen=True)
@@ -54,8 +61,6 @@ class PrincipalService:
     def __init__(self, db: Database, audit: AuditLog):
         self.db = db
         self.audit = audit
-        self._cache: dict[str, tuple[Caller, int | None]] = {}
-        self._lock = threading.Lock()
 
     # -- authentication -------------------------------------------------------------------
     def authenticate(self, token: object) -> Caller:
@@ -65,25 +70,17 @@ class PrincipalService:
         if len(token) > 512 or not token.isascii():
             raise Unauthenticated("malformed token")
         digest = hash_token(token)
-        cached = self._cache.get(digest)
         now = now_ms()
-        if cached is not None and (cached[1] is None or cached[1] > now):
-            return cached[0]
+        # Looked up on every call (an indexed read), never cached: API replicas and the
+        # registry actor authenticate independently, and a revocation, deactivation or
+        # membership change must hold on the very next request in all of them.
         with self.db.read() as conn:
-            row = conn.execute(
-                select(tokens.c.principal, tokens.c.expires_at, tokens.c.revoked_at,
-                       principals.c.kind, principals.c.is_admin, principals.c.active)
-                .join(principals, principals.c.name == tokens.c.principal)
-                .where(tokens.c.token_hash == digest)).first()
+            row = conn.execute(_TOKEN_OWNER, {"digest": digest}).first()
             if row is None or row.revoked_at is not None or not row.active:
                 raise Unauthenticated("invalid or revoked token")
             if row.expires_at is not None and row.expires_at <= now:
                 raise Unauthenticated("token expired")
-            caller = Caller(row.principal, row.kind, bool(row.is_admin),
-                            self._groups_of(conn, row.principal))
-        with self._lock:
-            self._cache[digest] = (caller, row.expires_at)
-        return caller
+            return Caller(row.principal, row.kind, bool(row.is_admin), self._groups_of(conn, row.principal))
 
     def caller(self, name: str) -> Caller:
         """The :class:`Caller` for a principal name (used by trusted in-cluster jobs and tests)."""
@@ -98,15 +95,10 @@ class PrincipalService:
         seen: set[str] = set()
         frontier = {name}
         while frontier:
-            rows = conn.execute(select(group_members.c.group_name)
-                                .where(group_members.c.member.in_(frontier))).scalars().all()
+            rows = conn.execute(_GROUPS_OF, {"members": list(frontier)}).scalars().all()
             frontier = set(rows) - seen
             seen |= frontier
         return frozenset(seen)
-
-    def _invalidate(self) -> None:
-        with self._lock:
-            self._cache.clear()
 
     # -- principals ------------------------------------------------------------------------
     def _require_admin(self, caller: Caller, action: str, target: str | None = None) -> None:
@@ -118,6 +110,8 @@ class PrincipalService:
                          display_name: str | None = None, is_admin: bool = False) -> dict:
         """Create a user, group or service principal (admins only)."""
         name = names.principal(name)
+        if display_name is not None:
+            display_name = names.text(display_name, "display_name", names.MAX_IDENTIFIER)
         if kind not in KINDS:
             raise InvalidArgument(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
         if is_admin and kind == "group":
@@ -178,6 +172,8 @@ class PrincipalService:
         """Activate/deactivate, promote/demote or rename the display of a principal (admins)."""
         name = names.principal(name)
         self._require_admin(caller, "update_principal", name)
+        if display_name is not None:
+            display_name = names.text(display_name, "display_name", names.MAX_IDENTIFIER)
         values = {k: v for k, v in (("active", active), ("is_admin", is_admin),
                                     ("display_name", display_name)) if v is not None}
         if not values:
@@ -192,7 +188,6 @@ class PrincipalService:
                 raise InvalidArgument("a group cannot be a metastore admin")
             conn.execute(update(principals).where(principals.c.name == name).values(**values))
             self.audit.record(caller.name, "update_principal", "principal", name, conn=conn, detail=values)
-        self._invalidate()
         return self.get_principal(caller, name)
 
     def add_member(self, caller: Caller, group: str, member: str) -> dict:
@@ -216,7 +211,6 @@ class PrincipalService:
                 conn.execute(group_members.insert().values(group_name=group, member=member))
             self.audit.record(caller.name, "add_group_member", "principal", group, conn=conn,
                               detail={"member": member})
-        self._invalidate()
         return self.get_principal(caller, group)
 
     def remove_member(self, caller: Caller, group: str, member: str) -> dict:
@@ -230,7 +224,6 @@ class PrincipalService:
                 raise NotFound(f"{member!r} is not a member of {group!r}")
             self.audit.record(caller.name, "remove_group_member", "principal", group, conn=conn,
                               detail={"member": member})
-        self._invalidate()
         return self.get_principal(caller, group)
 
     # -- tokens ----------------------------------------------------------------------------
@@ -246,8 +239,8 @@ class PrincipalService:
                 raise InvalidArgument("lifetime_seconds must be an integer")
             if not 0 < lifetime_seconds <= MAX_TOKEN_LIFETIME_S:
                 raise InvalidArgument(f"lifetime_seconds must be between 1 and {MAX_TOKEN_LIFETIME_S}")
-        if comment is not None and (not isinstance(comment, str) or len(comment) > 1000):
-            raise InvalidArgument("comment must be a string of at most 1000 characters")
+        if comment is not None:
+            comment = names.text(comment, "comment", 1000)
         value = TOKEN_PREFIX + secrets.token_urlsafe(32)
         now = now_ms()
         info = dict(id=new_id(), principal=owner, comment=comment, created_at=now,
@@ -278,7 +271,7 @@ class PrincipalService:
 
     def revoke_token(self, caller: Caller, token_id: str) -> None:
         """Revoke a token by id: the owner or an admin may."""
-        if not isinstance(token_id, str) or not token_id or len(token_id) > 64:
+        if not isinstance(token_id, str) or not token_id or len(token_id) > 64 or "\x00" in token_id:
             raise InvalidArgument("token_id must be a token id string")
         with self.db.write() as conn:
             row = conn.execute(select(tokens.c.principal, tokens.c.revoked_at)
@@ -292,7 +285,6 @@ class PrincipalService:
                 conn.execute(update(tokens).where(tokens.c.id == token_id).values(revoked_at=now_ms()))
             self.audit.record(caller.name, "revoke_token", "principal", row.principal, conn=conn,
                               detail={"token_id": token_id})
-        self._invalidate()
 
     def principal_exists(self, conn, name: str) -> bool:
         """Whether a principal row exists (inside the caller's transaction)."""

@@ -12,14 +12,31 @@ from sqlalchemy.engine import Connection, Engine
 from lakeray.errors import InvalidArgument
 from lakeray.storage import models
 
+#: How long a writer waits for the write lock before failing (SQLite busy_timeout, PostgreSQL
+#: lock_timeout).
+LOCK_TIMEOUT_S = 60
+#: Key of the PostgreSQL advisory lock that serialises writers and migrations.
+PG_WRITE_LOCK = 7007001
+
 
 def _migration_1(conn: Connection) -> None:
     models.metadata.create_all(conn, tables=models.V1_TABLES)
 
 
+def _migration_2(conn: Connection) -> None:
+    # Lists are ordered and paged by name. PostgreSQL compares text with the database's
+    # locale, and a language locale (en_US.UTF-8, ICU) ignores punctuation ('a_b' < 'a1',
+    # 'a-b' < 'a+b'); the C collation compares bytes, as SQLite and Python's sorted() do.
+    if conn.dialect.name != "postgresql":
+        return
+    for table, column, length in (("securables", "name", 255), ("principals", "name", 255)):
+        conn.exec_driver_sql(f'ALTER TABLE {table} ALTER COLUMN {column} TYPE VARCHAR({length}) COLLATE "C"')
+
+
 #: Ordered schema migrations; append, never edit an applied one.
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _migration_1),
+    (2, _migration_2),
 ]
 
 
@@ -29,16 +46,38 @@ def _tune_sqlite(dbapi_conn, _record) -> None:
     # the lock instead of failing with "database is locked". synchronous=NORMAL in WAL mode
     # keeps every committed transaction across a process kill (what an actor restart is).
     cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA busy_timeout=60000")
+    cur.execute(f"PRAGMA busy_timeout={LOCK_TIMEOUT_S * 1000}")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
 
 
+def normalise_url(url: str) -> str:
+    """``url`` as SQLAlchemy should get it: a plain ``postgresql://`` (or ``postgres://``) URL,
+    as libpq and most hosting services print it, is sent to the psycopg 3 driver (the
+    ``postgres`` extra); a URL naming its driver (``postgresql+psycopg2://``) is kept."""
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):
+            return "postgresql+psycopg://" + url[len(plain):]
+    return url
+
+
+def _tune_postgresql(dbapi_conn, _record) -> None:
+    # Like SQLite's busy_timeout: a writer waits up to 60 s for the write lock (or any row or
+    # table lock) and then fails, instead of waiting forever.
+    autocommit = dbapi_conn.autocommit
+    dbapi_conn.autocommit = True
+    cur = dbapi_conn.cursor()
+    cur.execute(f"SET lock_timeout = '{LOCK_TIMEOUT_S}s'")
+    cur.close()
+    dbapi_conn.autocommit = autocommit
+
+
 def make_engine(url: str) -> Engine:
     """Create an engine for ``url`` (SQLite file or PostgreSQL) and bring its schema up to date."""
+    url = normalise_url(url)
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": LOCK_TIMEOUT_S})
         event.listen(engine, "connect", _tune_sqlite)
 
         @event.listens_for(engine, "connect")
@@ -54,8 +93,9 @@ def make_engine(url: str) -> Engine:
             immediate = conn.get_execution_options().get("sqlite_immediate", False)
             conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
-    elif url.startswith(("postgresql", "postgres")):
-        engine = create_engine(url.replace("postgres://", "postgresql://", 1), pool_pre_ping=True)
+    elif url.startswith("postgresql"):
+        engine = create_engine(url, pool_pre_ping=True)
+        event.listen(engine, "connect", _tune_postgresql)
     else:
         raise InvalidArgument(f"unsupported database URL scheme in {url.split(':', 1)[0]!r}")
     migrate(engine)
@@ -63,26 +103,48 @@ def make_engine(url: str) -> Engine:
 
 
 class Database:
-    """The metadata DB with two kinds of transaction: :meth:`read` and :meth:`write`."""
+    """The metadata DB with two kinds of transaction: :meth:`read` and :meth:`write`.
+
+    Both backends give the same guarantees, which the services rely on: a read sees one
+    consistent snapshot, and write transactions run one at a time, so a check followed by
+    an insert ("does this name exist?") cannot race another writer. SQLite gets this from
+    WAL and ``BEGIN IMMEDIATE``; PostgreSQL from REPEATABLE READ read-only reads and a
+    transaction-scoped advisory lock every writer takes first.
+    """
 
     def __init__(self, url: str):
         self.url = url
         self.engine = make_engine(url)
+        self.dialect = self.engine.dialect.name
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """A read transaction (a consistent snapshot under WAL)."""
-        with self.engine.connect() as conn, conn.begin():
-            yield conn
+        """A read transaction (a consistent snapshot)."""
+        with self.engine.connect() as conn:
+            if self.dialect == "postgresql":
+                conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+            with conn.begin():
+                yield conn
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction: committed when the block exits without error, else rolled back."""
         with self.engine.connect().execution_options(sqlite_immediate=True) as conn, conn.begin():
+            lock_writes(conn)
             yield conn
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def lock_writes(conn: Connection) -> None:
+    """On PostgreSQL, wait for the database-wide write lock (held until the transaction ends).
+
+    SQLite's ``BEGIN IMMEDIATE`` already did the same; READ COMMITTED alone would let two
+    writers both pass an existence check and one fail on a unique constraint (a 500).
+    """
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_WRITE_LOCK})")
 
 
 def current_version(conn: Connection) -> int:
@@ -97,9 +159,8 @@ def current_version(conn: Connection) -> int:
 def migrate(engine: Engine) -> int:
     """Apply pending migrations in one transaction each; returns the resulting version."""
     with engine.connect().execution_options(sqlite_immediate=True) as conn, conn.begin():
-        if conn.dialect.name == "postgresql":
-            # Parallel first starts must not race each other's DDL.
-            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7007001)")
+        # Parallel first starts must not race each other's DDL, nor a migration a writer.
+        lock_writes(conn)
         models.schema_version.create(conn, checkfirst=True)
         version = current_version(conn)
         for number, step in MIGRATIONS:

@@ -1,6 +1,6 @@
 """SQL table definitions of the metadata DB (SQLAlchemy Core).
 
-Tables only grow through a new migration in :mod:`lakeray.storage.migrations`; each migration
+Tables only grow through a new migration in :mod:`lakeray.storage.db`; each migration
 creates the tables it introduces by name, so old migrations keep meaning what they meant.
 """
 
@@ -37,7 +37,7 @@ securables = Table(
     Column("id", String(36), primary_key=True),
     Column("type", String(32), nullable=False),
     Column("full_name", String(800), nullable=False),
-    Column("name", String(255), nullable=False),
+    Column("name", String(255), nullable=False),  # COLLATE "C" on PostgreSQL (migration 2)
     Column("parent_id", String(36), ForeignKey("securables.id"), nullable=True),
     Column("owner", String(255), nullable=False),
     Column("comment", Text, nullable=True),
@@ -67,7 +67,7 @@ Index("ix_grants_principal", grants.c.principal)
 principals = Table(
     "principals",
     metadata,
-    Column("name", String(255), primary_key=True),
+    Column("name", String(255), primary_key=True),  # COLLATE "C" on PostgreSQL (migration 2)
     Column("kind", String(32), nullable=False),  # user | group | service_principal
     Column("display_name", String(255), nullable=True),
     Column("is_admin", Boolean, nullable=False, default=False),
