@@ -10,12 +10,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from lakeray.catalog.audit import AuditLog
 from lakeray.catalog.functions import FunctionService, RayTaskRunner, function_source, validate_function_info
-from lakeray.catalog.service import CatalogService
 from lakeray.errors import DeadlineExceeded, InvalidArgument, LakerayError, PermissionDenied, Unavailable
-from lakeray.principals.service import PrincipalService
-from lakeray.storage.db import Database
 
 
 def fn_info(name="add", params=(("a", "INT"), ("b", "INT")), body="return a + b", data_type="INT", **over):
@@ -50,13 +46,9 @@ class LocalRunner:
 
 
 @pytest.fixture
-def env(tmp_path):
-    """Catalog on a temp SQLite, a FunctionService with an in-process runner; users dev and user."""
-    db = Database(f"sqlite:///{tmp_path}/m.db")
-    audit = AuditLog(db)
-    ps, cs = PrincipalService(db, audit), CatalogService(db, audit)
-    ps.ensure_admin("admin")
-    cs.bootstrap("admin")
+def env(registry):
+    """The shared test registry's catalog, a FunctionService with an in-process runner; users dev and user."""
+    ps, cs, audit = registry.principals, registry.catalog, registry.audit
     admin = ps.caller("admin")
     for who in ("dev", "user"):
         ps.create_principal(admin, who)
@@ -66,7 +58,6 @@ def env(tmp_path):
     fs = FunctionService(cs, runner)
     yield SimpleNamespace(fs=fs, cs=cs, audit=audit, runner=runner, admin=admin,
                           dev=ps.caller("dev"), user=ps.caller("user"))
-    db.close()
 
 
 # -- definitions ---------------------------------------------------------------------------

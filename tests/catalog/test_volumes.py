@@ -8,8 +8,6 @@ from types import SimpleNamespace
 
 import pytest
 
-from lakeray.catalog.audit import AuditLog
-from lakeray.catalog.service import CatalogService
 from lakeray.catalog.volumes import VolumeService, parse_path
 from lakeray.errors import (
     AlreadyExists,
@@ -19,20 +17,15 @@ from lakeray.errors import (
     PayloadTooLarge,
     PermissionDenied,
 )
-from lakeray.principals.service import PrincipalService
-from lakeray.storage.db import Database
 
 V = "/Volumes/main/default/v"
 
 
 @pytest.fixture
-def env(tmp_path):
-    """Catalog services on a temp SQLite; volume main.default.v; reader, writer, nobody."""
-    db = Database(f"sqlite:///{tmp_path}/m.db")
-    audit = AuditLog(db)
-    ps, cs = PrincipalService(db, audit), CatalogService(db, audit)
-    ps.ensure_admin("admin")
-    cs.bootstrap("admin")
+def env(registry, tmp_path):
+    """The shared test registry (SQLite and PostgreSQL); a small-capped VolumeService over its
+    catalog; volume main.default.v; users reader, writer, nobody."""
+    ps, cs, audit = registry.principals, registry.catalog, registry.audit
     admin = ps.caller("admin")
     vs = VolumeService(cs, audit, tmp_path / "volumes", max_file_bytes=1024)
     for who in ("reader", "writer", "nobody"):
@@ -48,7 +41,6 @@ def env(tmp_path):
     yield SimpleNamespace(vs=vs, cs=cs, audit=audit, admin=admin, info=info, canary=canary, tmp=tmp_path,
                           root=tmp_path / "volumes", vdir=tmp_path / "volumes" / info["volume_id"],
                           reader=ps.caller("reader"), writer=ps.caller("writer"), nobody=ps.caller("nobody"))
-    db.close()
 
 
 def _tree(path: Path) -> dict:
