@@ -11,12 +11,12 @@ id (after an actor restart, say) returns the stored result instead of acting twi
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
 import json
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
-
-from sqlalchemy import select
 
 from lakeray.catalog.audit import AuditLog
 from lakeray.catalog.functions import FunctionService
@@ -26,13 +26,53 @@ from lakeray.catalog.service import CatalogService
 from lakeray.catalog.tables import TableService
 from lakeray.catalog.volumes import VolumeService
 from lakeray.errors import InvalidArgument, LakerayError, PermissionDenied
-from lakeray.ids import now_ms
 from lakeray.principals.service import Caller, PrincipalService
 from lakeray.settings import Settings
-from lakeray.storage.db import Database
-from lakeray.storage.models import idempotency
+from lakeray.storage.db import AlreadyApplied, Database
 
 ST = SecurableType
+#: table writes: idempotent through the request id stored in their Lance commit.
+TABLE_WRITES = frozenset({"append_table", "overwrite_table", "delete_rows"})
+#: writes whose result holds a secret, which must not be stored for replay: a retry makes a
+#: new token (the lost one is listed and can be revoked).
+UNCLAIMED = frozenset({"create_token"})
+
+
+def _call_signature(op: str, kwargs: dict) -> str:
+    """``op#<digest of the arguments>``: a request id replays only the very same call."""
+    def plain(value):
+        if isinstance(value, bytes | bytearray):
+            return hashlib.sha256(value).hexdigest()
+        return repr(value)
+
+    text = json.dumps(kwargs, sort_keys=True, default=plain)
+    return f"{op}#{hashlib.sha256(text.encode()).hexdigest()[:32]}"
+
+
+def _function_name(kw: dict) -> str:
+    info = kw.get("function_info") or {}
+    return f"{info.get('catalog_name')}.{info.get('schema_name')}.{info.get('name')}".lower()
+
+
+#: how to rebuild the result of an applied write whose result was lost: (read op, its args).
+REREAD: dict[str, Callable[[dict], tuple[str, dict]]] = {
+    "create_catalog": lambda kw: ("get_catalog", {"full_name": kw["name"]}),
+    "update_catalog": lambda kw: ("get_catalog", {"full_name": kw.get("new_name") or kw["full_name"]}),
+    "create_schema": lambda kw: ("get_schema", {"full_name": f"{kw['catalog_name']}.{kw['name']}"}),
+    "update_schema": lambda kw: ("get_schema", {"full_name": kw["full_name"]}),
+    "create_table_from_columns": lambda kw: (
+        "get_table", {"full_name": f"{kw['catalog_name']}.{kw['schema_name']}.{kw['name']}"}),
+    "update_table": lambda kw: ("get_table", {"full_name": kw["full_name"]}),
+    "create_volume": lambda kw: (
+        "get_volume", {"full_name": f"{kw['catalog_name']}.{kw['schema_name']}.{kw['name']}"}),
+    "update_volume": lambda kw: ("get_volume", {"full_name": kw["full_name"]}),
+    "create_function": lambda kw: ("get_function", {"full_name": _function_name(kw)}),
+    "update_permissions": lambda kw: ("get_permissions", {"stype": kw["stype"], "full_name": kw["full_name"]}),
+    "create_principal": lambda kw: ("get_principal", {"name": kw["name"]}),
+    "update_principal": lambda kw: ("get_principal", {"name": kw["name"]}),
+    "add_group_member": lambda kw: ("get_principal", {"name": kw["group"]}),
+    "remove_group_member": lambda kw: ("get_principal", {"name": kw["group"]}),
+}
 
 
 @dataclass(frozen=True)
@@ -76,53 +116,60 @@ class Registry:
         return self.call_as(caller, op, request_id=request_id, **kwargs)
 
     def call_as(self, caller: Caller, op: str, request_id: str | None = None, **kwargs):
-        """Run ``op`` for an already authenticated caller."""
+        """Run ``op`` for an already authenticated caller.
+
+        A write with a ``request_id`` is applied at most once: its first committed transaction
+        records the id (atomically, see :meth:`Database.claim`), and a retry returns the stored
+        result. Table writes keep their id in the Lance commit itself instead.
+        """
         operation = self.ops.get(op)
         if operation is None:
             raise InvalidArgument(f"unknown operation {op!r}")
         if request_id is not None and (not isinstance(request_id, str) or not 0 < len(request_id) <= 128
                                        or "\x00" in request_id):
             raise InvalidArgument("request_id must be a string of 1-128 characters without NUL")
-        if operation.mutating and request_id:
-            prior = self._replay(request_id, op, caller)
-            if prior is not None:
-                return prior
-            if op in ("append_table", "overwrite_table", "delete_rows"):
-                kwargs["request_id"] = request_id  # tables keep their own, atomic, record
         try:
             inspect.signature(operation.fn).bind(caller, **kwargs)
         except TypeError as e:  # a wrong or missing keyword is the caller's mistake
             raise InvalidArgument(f"bad arguments to {op}: {e}") from None
+        claimed = operation.mutating and request_id is not None and op not in UNCLAIMED
+        if claimed and op in TABLE_WRITES:
+            kwargs["request_id"] = request_id
+            claimed = False
+        signature = _call_signature(op, kwargs) if claimed else op
+        if claimed:
+            prior = self.db.applied(request_id)
+            if prior is not None:
+                return self._replay(prior, signature, caller, kwargs)
         try:
-            result = operation.fn(caller, **kwargs)
+            with self.db.claim(request_id, signature, caller.name) if claimed else nullcontext() as claim:
+                result = operation.fn(caller, **kwargs)
+        except AlreadyApplied:
+            return self._replay(self.db.applied(request_id), signature, caller, kwargs)
         except PermissionDenied as e:
             action, stype, name = getattr(e, "audit", (op, None, None))
             self.audit.record(caller.name, action, stype, name, "denied", {"reason": e.message})
             raise
-        if operation.mutating and request_id and op not in ("append_table", "overwrite_table", "delete_rows"):
-            self._remember(request_id, op, caller, result)
+        if claimed and claim.recorded:
+            try:
+                self.db.store_result(request_id, json.dumps(result))
+            except TypeError:
+                pass  # results that are not JSON (bytes) are re-read on replay instead
         return result
 
-    def _replay(self, request_id: str, op: str, caller: Caller):
-        with self.db.read() as conn:
-            row = conn.execute(select(idempotency).where(idempotency.c.request_id == request_id)).first()
-        if row is None:
+    def _replay(self, prior, signature: str, caller: Caller, kwargs: dict):
+        """The answer to a retried write that was already applied."""
+        if prior.operation != signature or prior.principal != caller.name:
+            raise InvalidArgument("request_id was already used for another call")
+        op = signature.split("#", 1)[0]
+        if prior.result:
+            return json.loads(prior.result)
+        # Applied, but the process died before storing the result: read the state instead.
+        reread = REREAD.get(op)
+        if reread is None:
             return None
-        if row.operation != op or row.principal != caller.name:
-            raise InvalidArgument(f"request_id {request_id!r} was already used for another call")
-        return json.loads(row.result)
-
-    def _remember(self, request_id: str, op: str, caller: Caller, result) -> None:
-        try:
-            text = json.dumps(result)
-        except TypeError:
-            return  # results that are not JSON (Arrow, bytes) are not replayable
-        with self.db.write() as conn:
-            if conn.execute(select(idempotency.c.request_id)
-                            .where(idempotency.c.request_id == request_id)).first() is None:
-                conn.execute(idempotency.insert().values(request_id=request_id, operation=op,
-                                                         principal=caller.name, result=text,
-                                                         created_at=now_ms()))
+        read_op, args = reread(kwargs)
+        return self.ops[read_op].fn(caller, **args)
 
     # -- operations ------------------------------------------------------------------------
     def _audit_query(self, caller: Caller, **filters) -> dict:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 
-from sqlalchemy import create_engine, event, select
+from sqlalchemy import create_engine, event, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from lakeray.errors import InvalidArgument
@@ -102,6 +104,20 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+class AlreadyApplied(Exception):
+    """Raised inside a claimed write when its request id was already applied (a retry)."""
+
+
+@dataclass
+class Claim:
+    """A request id that the next committed write transaction records as applied."""
+
+    request_id: str
+    operation: str
+    principal: str
+    recorded: bool = False
+
+
 class Database:
     """The metadata DB with two kinds of transaction: :meth:`read` and :meth:`write`.
 
@@ -116,6 +132,7 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self.dialect = self.engine.dialect.name
+        self._claim: ContextVar[Claim | None] = ContextVar(f"lakeray_claim_{id(self)}", default=None)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -131,7 +148,46 @@ class Database:
         """A write transaction: committed when the block exits without error, else rolled back."""
         with self.engine.connect().execution_options(sqlite_immediate=True) as conn, conn.begin():
             lock_writes(conn)
+            claim = self._claim.get()
+            if claim is not None and not claim.recorded:
+                # Under the write lock: a retry (or a racing duplicate) of an applied request
+                # stops here, before it writes anything.
+                if conn.execute(select(models.idempotency.c.request_id).where(
+                        models.idempotency.c.request_id == claim.request_id)).first() is not None:
+                    raise AlreadyApplied(claim.request_id)
             yield conn
+            if claim is not None and not claim.recorded:
+                # Same transaction as the write itself: applied and recorded, or neither.
+                conn.execute(models.idempotency.insert().values(
+                    request_id=claim.request_id, operation=claim.operation, principal=claim.principal,
+                    result="", created_at=int(time.time() * 1000)))
+                claim.recorded = True
+
+    @contextmanager
+    def claim(self, request_id: str, operation: str, principal: str) -> Iterator[Claim]:
+        """Make the first write transaction in this block record ``request_id`` as applied.
+
+        A later call with the same id finds the record (see :class:`AlreadyApplied`); the
+        operation's result can be stored afterwards with :meth:`store_result`.
+        """
+        claim = Claim(request_id, operation, principal)
+        token = self._claim.set(claim)
+        try:
+            yield claim
+        finally:
+            self._claim.reset(token)
+
+    def applied(self, request_id: str):
+        """The idempotency row of ``request_id`` (operation, principal, result) or None."""
+        with self.read() as conn:
+            return conn.execute(select(models.idempotency).where(
+                models.idempotency.c.request_id == request_id)).first()
+
+    def store_result(self, request_id: str, result_json: str) -> None:
+        """Remember what an applied request returned, for replies to its retries."""
+        with self.write() as conn:
+            conn.execute(update(models.idempotency).where(models.idempotency.c.request_id == request_id)
+                         .values(result=result_json))
 
     def close(self) -> None:
         self.engine.dispose()
