@@ -9,14 +9,17 @@ The end-to-end quickstart, using only the public client:
 
 from __future__ import annotations
 
+import logging
 import os
 
-from lakeray.jobs.load_corpus import load
+import ray
 
 import lakeray
 from lakeray.client.credentials import read_credentials
+from lakeray.jobs.load_corpus import load
 from lakeray.settings import Settings
 
+logging.getLogger("ray.data").setLevel(logging.WARNING)
 TABLE = "main.default.package_docs"
 ANALYST = "analyst@example.com"
 
@@ -49,6 +52,7 @@ biggest = sorted(table.to_pylist(), key=lambda r: -r["num_chars"])[:3]
 print(f"3a. over HTTP: {table.num_rows} rows; longest READMEs: {[r['package'] for r in biggest]}")
 
 over_ray = lakeray.connect(token=token)
+ray.data.DataContext.get_current().enable_progress_bars = False  # keep the walkthrough's output short
 dataset = over_ray.read_dataset(TABLE, columns=["package", "text"])
 words = dataset.map(lambda row: {"words": len(row["text"].split())}).sum("words")
 print(f"3b. over Ray: a Ray Dataset of {dataset.count()} rows, {words} words in all")

@@ -18,10 +18,9 @@ def test_no_init_in_platform_dir():
 
 
 def test_subpackages_map_onto_one_import_name():
+    import lakeray
     import lakeray.actors.registry
     import lakeray.jobs
-
-    import lakeray
 
     assert lakeray.actors.registry.__file__.startswith(str(REPO / "actors"))
     assert lakeray.jobs.__file__.startswith(str(REPO / "jobs"))

@@ -22,8 +22,9 @@ def cmd_up(args, settings: Settings) -> int:
     print(f"  data:        {info['home']}")
     print(f"  admin token: {info['credentials']} (mode 0600)"
           + (" - newly created" if info["new_admin_token"] else ""))
-    print("  try:         curl -H \"Authorization: Bearer $(python -c 'import json;"
-          f"print(json.load(open(\\\"{info['credentials']}\\\"))[\\\"token\\\"])')\" {info['url']}/api/2.1/unity-catalog/catalogs")
+    read_token = f"python3 -c \"import json; print(json.load(open('{info['credentials']}'))['token'])\""
+    print(f"  try:         TOKEN=$({read_token})")
+    print(f"               curl -H \"Authorization: Bearer $TOKEN\" {info['url']}/api/2.1/unity-catalog/catalogs")
     print("  stop with:   lakeray down   (keeps every byte of data)")
     return 0
 
