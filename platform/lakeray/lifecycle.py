@@ -19,7 +19,7 @@ import requests
 from lakeray import __version__
 from lakeray.client.credentials import read_credentials, write_credentials
 from lakeray.errors import Unavailable
-from lakeray.settings import NAMESPACE, REGISTRY_ACTOR, SERVE_APP, Settings
+from lakeray.settings import NAMESPACE, REGISTRY_ACTOR, SERVE_APP, TRACKER_ACTOR, Settings
 
 ADMIN = "admin"
 STARTED_MARKER = "ray_started_by_lakeray"
@@ -82,12 +82,13 @@ def deploy(settings: Settings, wait_s: float = 120.0) -> str | None:
     import ray
     from ray import serve
 
-    from lakeray.actors.registry import handle
+    from lakeray.actors.base import start_all
     from lakeray.api.ingress import ingress_app
 
     settings.ensure_dirs()
-    actor = handle(settings, create=True, admin=ADMIN)
-    ray.get(actor.ping.remote(), timeout=wait_s)
+    actors = start_all(settings, admin=ADMIN)
+    ray.get([a.ping.remote() for a in actors.values()], timeout=wait_s)
+    actor = actors[REGISTRY_ACTOR]
     new_token = None
     if read_credentials(settings.credentials_path) is None:
         new_token = ray.get(actor.issue_admin_token.remote())
@@ -138,10 +139,11 @@ def down(settings: Settings, stop_ray: bool | None = None) -> dict:
         serve.shutdown()
     except Exception:  # noqa: BLE001
         pass
-    try:
-        ray.kill(ray.get_actor(REGISTRY_ACTOR, namespace=NAMESPACE), no_restart=True)
-    except ValueError:
-        pass
+    for name in (REGISTRY_ACTOR, TRACKER_ACTOR):
+        try:
+            ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=True)
+        except ValueError:
+            pass
     marker = Path(settings.home) / STARTED_MARKER
     ray.shutdown()
     if stop_ray is None:

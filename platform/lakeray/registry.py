@@ -1,22 +1,15 @@
 """The registry: every catalog, principal, audit and lineage operation behind one ``call``.
 
 :class:`Registry` assembles the plain-Python services on one metadata DB and exposes them
-as named operations taking a token. The registry actor is a thin shell around it, the HTTP
-routes and the Python client both end up here, and unit tests use it without Ray.
-
-A mutating call may carry a ``request_id``: its result is stored, and a retry with the same
-id (after an actor restart, say) returns the stored result instead of acting twice.
+as named operations taking a token (see :mod:`lakeray.dispatch`). The registry actor is a
+thin shell around it, the HTTP routes and the Python client both end up here, and unit
+tests use it without Ray.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
-import inspect
-import json
 from collections.abc import Callable
-from contextlib import nullcontext
-from dataclasses import dataclass
 
 from lakeray.catalog.audit import AuditLog
 from lakeray.catalog.functions import FunctionService
@@ -25,10 +18,11 @@ from lakeray.catalog.privileges import Privilege, SecurableType
 from lakeray.catalog.service import CatalogService
 from lakeray.catalog.tables import TableService
 from lakeray.catalog.volumes import VolumeService
-from lakeray.errors import InvalidArgument, LakerayError, PermissionDenied
+from lakeray.dispatch import Dispatcher, Operation
+from lakeray.errors import InvalidArgument, PermissionDenied
 from lakeray.principals.service import Caller, PrincipalService
 from lakeray.settings import Settings
-from lakeray.storage.db import AlreadyApplied, Database
+from lakeray.storage.db import Database
 
 ST = SecurableType
 #: table writes: idempotent through the request id stored in their Lance commit.
@@ -36,17 +30,6 @@ TABLE_WRITES = frozenset({"append_table", "overwrite_table", "delete_rows"})
 #: writes whose result holds a secret, which must not be stored for replay: a retry makes a
 #: new token (the lost one is listed and can be revoked).
 UNCLAIMED = frozenset({"create_token"})
-
-
-def _call_signature(op: str, kwargs: dict) -> str:
-    """``op#<digest of the arguments>``: a request id replays only the very same call."""
-    def plain(value):
-        if isinstance(value, bytes | bytearray):
-            return hashlib.sha256(value).hexdigest()
-        return repr(value)
-
-    text = json.dumps(kwargs, sort_keys=True, default=plain)
-    return f"{op}#{hashlib.sha256(text.encode()).hexdigest()[:32]}"
 
 
 def _function_name(kw: dict) -> str:
@@ -75,20 +58,16 @@ REREAD: dict[str, Callable[[dict], tuple[str, dict]]] = {
 }
 
 
-@dataclass(frozen=True)
-class Operation:
-    """One callable operation: the function (caller first) and whether it writes."""
-
-    fn: Callable
-    mutating: bool
-
-
 def _securable_types() -> set[str]:
     return {t.value for t in SecurableType} - {"metastore", "serving_endpoint"}
 
 
-class Registry:
+class Registry(Dispatcher):
     """All registry services on one database, addressed by operation name."""
+
+    reread = REREAD
+    self_idempotent = TABLE_WRITES
+    unclaimed = UNCLAIMED
 
     def __init__(self, settings: Settings, function_runner=None):
         settings.ensure_dirs()
@@ -101,7 +80,7 @@ class Registry:
         self.tables = TableService(self.catalog, self.audit, self.lineage, settings.table_root)
         self.volumes = VolumeService(self.catalog, self.audit, settings.volume_root)
         self.functions = FunctionService(self.catalog, function_runner)
-        self.ops: dict[str, Operation] = self._operations()
+        self.ops = self._operations()
 
     # -- bootstrap -------------------------------------------------------------------------
     def bootstrap(self, admin: str = "admin") -> None:
@@ -110,67 +89,6 @@ class Registry:
         self.catalog.bootstrap(admin)
 
     # -- dispatch --------------------------------------------------------------------------
-    def call(self, op: str, token: str | None, request_id: str | None = None, **kwargs):
-        """Authenticate ``token`` and run operation ``op`` with ``kwargs``."""
-        caller = self.principals.authenticate(token)
-        return self.call_as(caller, op, request_id=request_id, **kwargs)
-
-    def call_as(self, caller: Caller, op: str, request_id: str | None = None, **kwargs):
-        """Run ``op`` for an already authenticated caller.
-
-        A write with a ``request_id`` is applied at most once: its first committed transaction
-        records the id (atomically, see :meth:`Database.claim`), and a retry returns the stored
-        result. Table writes keep their id in the Lance commit itself instead.
-        """
-        operation = self.ops.get(op)
-        if operation is None:
-            raise InvalidArgument(f"unknown operation {op!r}")
-        if request_id is not None and (not isinstance(request_id, str) or not 0 < len(request_id) <= 128
-                                       or "\x00" in request_id):
-            raise InvalidArgument("request_id must be a string of 1-128 characters without NUL")
-        try:
-            inspect.signature(operation.fn).bind(caller, **kwargs)
-        except TypeError as e:  # a wrong or missing keyword is the caller's mistake
-            raise InvalidArgument(f"bad arguments to {op}: {e}") from None
-        claimed = operation.mutating and request_id is not None and op not in UNCLAIMED
-        if claimed and op in TABLE_WRITES:
-            kwargs["request_id"] = request_id
-            claimed = False
-        signature = _call_signature(op, kwargs) if claimed else op
-        if claimed:
-            prior = self.db.applied(request_id)
-            if prior is not None:
-                return self._replay(prior, signature, caller, kwargs)
-        try:
-            with self.db.claim(request_id, signature, caller.name) if claimed else nullcontext() as claim:
-                result = operation.fn(caller, **kwargs)
-        except AlreadyApplied:
-            return self._replay(self.db.applied(request_id), signature, caller, kwargs)
-        except PermissionDenied as e:
-            action, stype, name = getattr(e, "audit", (op, None, None))
-            self.audit.record(caller.name, action, stype, name, "denied", {"reason": e.message})
-            raise
-        if claimed and claim.recorded:
-            try:
-                self.db.store_result(request_id, json.dumps(result))
-            except TypeError:
-                pass  # results that are not JSON (bytes) are re-read on replay instead
-        return result
-
-    def _replay(self, prior, signature: str, caller: Caller, kwargs: dict):
-        """The answer to a retried write that was already applied."""
-        if prior.operation != signature or prior.principal != caller.name:
-            raise InvalidArgument("request_id was already used for another call")
-        op = signature.split("#", 1)[0]
-        if prior.result:
-            return json.loads(prior.result)
-        # Applied, but the process died before storing the result: read the state instead.
-        reread = REREAD.get(op)
-        if reread is None:
-            return None
-        read_op, args = reread(kwargs)
-        return self.ops[read_op].fn(caller, **args)
-
     # -- operations ------------------------------------------------------------------------
     def _audit_query(self, caller: Caller, **filters) -> dict:
         if not caller.is_admin:
@@ -294,10 +212,3 @@ class Registry:
             "get_lineage": (self._walk_lineage, read),
         }
         return {name: Operation(fn, mut) for name, (fn, mut) in table.items()}
-
-
-def describe_error(error: Exception) -> LakerayError:
-    """Any exception as a LakerayError (unexpected ones become a generic 500 without details)."""
-    if isinstance(error, LakerayError):
-        return error
-    return LakerayError(f"internal error ({type(error).__name__})")

@@ -14,6 +14,7 @@ from lakeray.errors import InvalidArgument
 
 NAMESPACE = "lakeray"
 REGISTRY_ACTOR = "registry"
+TRACKER_ACTOR = "tracker"
 SERVE_APP = "lakeray"
 
 
@@ -37,6 +38,7 @@ class Settings:
             empty means SQLite at ``home/metadata.db``.
         host, port: where the Serve HTTP proxy binds (``LAKERAY_HOST``/``LAKERAY_PORT``).
         max_body_bytes: request body cap, over which requests get 413.
+        max_artifact_bytes: the cap for artifact and volume file uploads (bigger bodies).
         function_timeout_s: default wall-clock limit of a catalog function call.
         ray_address: Ray cluster to join (``RAY_ADDRESS``); empty starts or finds a local one.
         local_reads: API replicas serve read operations from the stores themselves instead of
@@ -49,6 +51,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     max_body_bytes: int = 16 * 1024 * 1024
+    max_artifact_bytes: int = 1024 * 1024 * 1024
     function_timeout_s: int = 30
     ray_address: str = ""
     local_reads: bool = True
@@ -64,6 +67,7 @@ class Settings:
             host=env.get("LAKERAY_HOST", "127.0.0.1"),
             port=_int(env, "LAKERAY_PORT", 8000),
             max_body_bytes=_int(env, "LAKERAY_MAX_BODY_BYTES", 16 * 1024 * 1024),
+            max_artifact_bytes=_int(env, "LAKERAY_MAX_ARTIFACT_BYTES", 1024 * 1024 * 1024),
             function_timeout_s=_int(env, "LAKERAY_FUNCTION_TIMEOUT_S", 30),
             ray_address=env.get("RAY_ADDRESS", ""),
             local_reads=env.get("LAKERAY_LOCAL_READS", "1").lower() not in ("0", "false", "no", "off"),

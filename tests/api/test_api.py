@@ -18,16 +18,24 @@ UC = "/api/2.1/unity-catalog"
 
 
 @pytest.fixture
-def api(registry, admin):
-    app = build_app(LocalBackend(registry), max_body_bytes=64 * 1024)
+def backend(registry, settings):
+    """Both dispatchers in this process, on the test registry's stores."""
+    from lakeray.tracker import Tracker
+
+    return LocalBackend({"registry": registry, "tracker": Tracker(settings)})
+
+
+@pytest.fixture
+def api(backend, registry, admin):
+    app = build_app(backend, max_body_bytes=64 * 1024)
     token = registry.call_as(admin, "create_token")["token_value"]
     client = TestClient(app)
     client.headers["Authorization"] = f"Bearer {token}"
     return client
 
 
-def test_every_route_needs_a_token_except_the_allowlist(registry):
-    app = build_app(LocalBackend(registry))
+def test_every_route_needs_a_token_except_the_allowlist(backend):
+    app = build_app(backend)
     anon = TestClient(app)
     public, checked = set(), 0
     for method, path in route_inventory(app):
@@ -148,8 +156,8 @@ def test_errors_never_leak_tracebacks(api, registry, monkeypatch):
     assert "secret" not in resp.text and "Traceback" not in resp.text
 
 
-def test_openapi_snapshot(registry):
-    spec = TestClient(build_app(LocalBackend(registry))).get("/openapi.json").json()
+def test_openapi_snapshot(backend):
+    spec = TestClient(build_app(backend)).get("/openapi.json").json()
     text = json.dumps(spec, indent=1, sort_keys=True)
     if os.environ.get("UPDATE_SNAPSHOTS") or not SNAPSHOT.exists():
         SNAPSHOT.write_text(text + "\n")

@@ -1,6 +1,7 @@
 """Durability: acknowledged writes survive a registry actor kill under load and a full
 `lakeray down && lakeray up`. (Runs last: the restart test replaces the Ray cluster.)"""
 
+import os
 import threading
 import time
 
@@ -52,6 +53,48 @@ def test_actor_kill_during_concurrent_writers_loses_and_duplicates_nothing(platf
     assert len(acked) == WRITERS * PER_WRITER
 
 
+def test_tracker_kill_while_mlflow_clients_log(platform, monkeypatch):
+    """mlflow clients keep logging through tracker restarts: every acknowledged metric is
+    there once (identical re-logs after a retry are no-ops, as in MLflow's SQL store)."""
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
+
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", platform.token)
+    client = MlflowClient(platform.url)
+    run_id = client.create_run(client.create_experiment("kill-the-tracker")).info.run_id
+    acked: list[tuple[str, int]] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def logger(w: int) -> None:
+        c = MlflowClient(platform.url)
+        for step in range(25):
+            try:
+                c.log_batch(run_id, metrics=[Metric(f"w{w}", float(step), 1000 + step, step)])
+            except BaseException as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+                return
+            with lock:
+                acked.append((f"w{w}", step))
+
+    threads = [threading.Thread(target=logger, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    kills = 0
+    while any(t.is_alive() for t in threads) and kills < 2:
+        time.sleep(2)
+        ray.kill(ray.get_actor("tracker", namespace="lakeray"), no_restart=False)
+        kills += 1
+    for t in threads:
+        t.join(timeout=300)
+    assert not errors, errors
+    for w in range(4):
+        steps = [m.step for m in client.get_metric_history(run_id, f"w{w}")]
+        assert len(steps) == len(set(steps)), "a metric landed twice"
+        assert {s for k, s in acked if k == f"w{w}"} <= set(steps), "an acknowledged metric was lost"
+    assert len(acked) == 100
+
+
 def test_down_and_up_keep_all_state(platform):
     c = platform.client("http")
     c.create_catalog("durable")
@@ -65,6 +108,13 @@ def test_down_and_up_keep_all_state(platform):
     c.upload("/Volumes/durable/s/v/a.bin", b"\x00\x01")
     audit_before = c.query_audit(limit=5)["events"]
     admin_token = platform.token
+    from mlflow import MlflowClient
+
+    os.environ["MLFLOW_TRACKING_TOKEN"] = admin_token
+    mlc = MlflowClient(platform.url)
+    run_id = mlc.create_run(mlc.create_experiment("survives-restart")).info.run_id
+    mlc.log_metric(run_id, "loss", 0.5, step=3)
+    mlc.log_text(run_id, "kept", "notes.txt")
 
     platform.down()
     platform.up()
@@ -81,3 +131,9 @@ def test_down_and_up_keep_all_state(platform):
     assert {e["id"] for e in audit_before} <= {e["id"] for e in after}
     with pytest.raises(lakeray.AlreadyExists):
         c.create_catalog("durable")
+    mlc = MlflowClient(platform.url)
+    assert [(m.value, m.step) for m in mlc.get_metric_history(run_id, "loss")] == [(0.5, 3)]
+    import mlflow
+
+    mlflow.set_tracking_uri(platform.url)
+    assert mlflow.artifacts.load_text(f"runs:/{run_id}/notes.txt") == "kept"

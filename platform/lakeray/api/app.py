@@ -32,25 +32,37 @@ def error_response(error: LakerayError) -> JSONResponse:
     return JSONResponse(error.to_json(), status_code=status, headers=headers)
 
 
-class BodyLimit:
-    """ASGI middleware: 413 for bodies over ``limit`` bytes, declared or streamed."""
+#: file uploads (volume files, MLflow artifacts) may be larger than other request bodies.
+UPLOAD_PREFIXES = ("/api/2.0/fs/files/", "/api/2.0/mlflow-artifacts/artifacts/")
 
-    def __init__(self, app, limit: int):
+
+class BodyLimit:
+    """ASGI middleware: 413 for bodies over the limit, declared or streamed.
+
+    ``limit`` applies to every body except file uploads, which get ``upload_limit``.
+    """
+
+    def __init__(self, app, limit: int, upload_limit: int | None = None):
         self.app = app
-        self.limit = limit
+        self.body_limit = limit
+        self.upload_limit = upload_limit or limit
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        upload = scope["method"] == "PUT" and scope["path"].startswith(UPLOAD_PREFIXES)
+        await self._limited(scope, receive, send, self.upload_limit if upload else self.body_limit)
+
+    async def _limited(self, scope, receive, send, limit: int):
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
                     declared = int(value)
                 except ValueError:
                     declared = -1
-                if declared < 0 or declared > self.limit:
+                if declared < 0 or declared > limit:
                     resp = error_response(PayloadTooLarge(
-                        f"request body is over the {self.limit}-byte limit" if declared > 0
+                        f"request body is over the {limit}-byte limit" if declared > 0
                         else "invalid Content-Length"))
                     if declared < 0:
                         resp.status_code = 400
@@ -62,8 +74,8 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise PayloadTooLarge(f"request body is over the {self.limit}-byte limit")
+                if seen > limit:
+                    raise PayloadTooLarge(f"request body is over the {limit}-byte limit")
             return message
 
         try:
@@ -124,12 +136,13 @@ async def call(request: Request, op: str, **kwargs):
     return await request.app.state.backend.call(op, request.state.token, rid, **kwargs)
 
 
-def build_app(backend, max_body_bytes: int = 16 * 1024 * 1024) -> FastAPI:
+def build_app(backend, max_body_bytes: int = 16 * 1024 * 1024, max_artifact_bytes: int | None = None) -> FastAPI:
     """The complete API app over ``backend`` (Local or Actor backend)."""
     from lakeray.api import platform_routes
     from lakeray.catalog import data_routes
     from lakeray.catalog import routes as catalog_routes
     from lakeray.principals import routes as principal_routes
+    from lakeray.tracking import routes as tracking_routes
 
     app = FastAPI(title="lakeray", version=__version__,
                   description="Governed catalog, tracking, serving and vectors on Ray. "
@@ -177,7 +190,8 @@ def build_app(backend, max_body_bytes: int = 16 * 1024 * 1024) -> FastAPI:
     app.include_router(data_routes.router)
     app.include_router(principal_routes.router)
     app.include_router(platform_routes.router)
+    app.include_router(tracking_routes.router)
     app.add_middleware(AuthGate)
     if max_body_bytes:
-        app.add_middleware(BodyLimit, limit=max_body_bytes)  # outermost: runs before auth
+        app.add_middleware(BodyLimit, limit=max_body_bytes, upload_limit=max_artifact_bytes)  # runs first
     return app

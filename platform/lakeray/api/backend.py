@@ -1,58 +1,78 @@
-"""How the HTTP routes reach the registry: in-process (tests) or through the registry actor."""
+"""How the HTTP routes reach the dispatchers: in-process (tests) or through the actors.
+
+An operation belongs to one actor (:func:`lakeray.dispatch.actor_of`): the registry or the
+tracker.
+"""
 
 from __future__ import annotations
 
 import asyncio
 
+from lakeray.dispatch import actor_of
 from lakeray.errors import Unavailable
+
+#: read operations are safe to resend after an actor restart.
+READ_PREFIXES = ("get_", "list_", "read_", "describe_", "table_", "whoami", "query_", "effective_",
+                 "download_", "file_", "search_")
 
 
 class LocalBackend:
-    """Calls a :class:`~lakeray.registry.Registry` in this process (threads keep the loop free)."""
+    """Calls dispatchers in this process (threads keep the event loop free).
 
-    def __init__(self, registry):
-        self.registry = registry
+    ``dispatchers`` maps actor names to Dispatcher objects; a bare dispatcher serves all.
+    """
+
+    def __init__(self, dispatchers):
+        self.dispatchers = dispatchers if isinstance(dispatchers, dict) else None
+        self.only = None if isinstance(dispatchers, dict) else dispatchers
+
+    @property
+    def registry(self):
+        return self.only if self.only is not None else self.dispatchers["registry"]
+
+    def dispatcher(self, op: str):
+        return self.only if self.only is not None else self.dispatchers[actor_of(op)]
 
     async def call(self, op: str, token: str, request_id: str | None = None, **kwargs):
-        return await asyncio.to_thread(self.registry.call, op, token, request_id, **kwargs)
+        return await asyncio.to_thread(self.dispatcher(op).call, op, token, request_id, **kwargs)
 
 
 class ActorBackend:
-    """Calls the registry actor; a restarting actor is retried briefly, then 503."""
+    """Calls the owning actor; a restarting actor is retried briefly, then 503."""
 
     def __init__(self, actor_getter, retry_s: float = 30.0):
-        self._get = actor_getter
-        self._actor = None
+        self._get = actor_getter  # actor name -> handle
+        self._actors: dict[str, object] = {}
         self.retry_s = retry_s
 
     async def call(self, op: str, token: str, request_id: str | None = None, **kwargs):
         import ray.exceptions as rex
 
+        name = actor_of(op)
         deadline = asyncio.get_running_loop().time() + self.retry_s
         while True:
             try:
-                if self._actor is None:
-                    self._actor = self._get()
-                return await self._actor.call.remote(op, token, request_id, kwargs)
+                if name not in self._actors:
+                    self._actors[name] = self._get(name)
+                return await self._actors[name].call.remote(op, token, request_id, kwargs)
             except (rex.ActorDiedError, rex.ActorUnavailableError, ValueError) as e:
-                # Only writes with a request id are safe to resend: the registry deduplicates them.
                 if asyncio.get_running_loop().time() > deadline:
-                    raise Unavailable(f"the registry is not reachable: {type(e).__name__}") from None
+                    raise Unavailable(f"the {name} actor is not reachable: {type(e).__name__}") from None
+                # Only writes with a request id are safe to resend: the dispatcher deduplicates them.
                 if isinstance(e, rex.ActorDiedError | rex.ActorUnavailableError) and request_id is None \
-                        and not op.startswith(("get_", "list_", "read_", "describe_", "table_", "whoami",
-                                               "query_", "effective_", "download_", "file_")):
-                    raise Unavailable("the registry restarted during the call; retry it") from None
-                self._actor = None
+                        and not op.startswith(READ_PREFIXES):
+                    raise Unavailable(f"the {name} actor restarted during the call; retry it") from None
+                self._actors.pop(name, None)
                 await asyncio.sleep(0.2)
 
 
 class HybridBackend:
-    """Reads in this process, writes through the registry actor.
+    """Reads in this process, writes through the owning actor.
 
-    Read operations (list, get, read rows, permission checks) run on a Registry opened in the
-    API replica over the same durable stores, so the hot path has no actor round trip. Every
-    write still goes to the registry actor, the single writer that owns request-id replay and
-    per-table write ordering. Writes commit before they are acknowledged, so a read after a
+    Read operations (list, get, read rows, permission checks, searches) run on dispatchers
+    opened in the API replica over the same durable stores, so the hot path has no actor
+    round trip. Every write still goes to its actor, the single writer that owns request-id
+    replay and write ordering. Writes commit before they are acknowledged, so a read after a
     write sees it.
     """
 
@@ -63,14 +83,14 @@ class HybridBackend:
 
     def _reader(self) -> LocalBackend:
         if self._local is None:
-            from lakeray.registry import Registry
+            from lakeray.dispatch import open_dispatchers
 
-            self._local = LocalBackend(Registry(self.settings, function_runner=None))
+            self._local = LocalBackend(open_dispatchers(self.settings))
         return self._local
 
     async def call(self, op: str, token: str, request_id: str | None = None, **kwargs):
         reader = self._reader()
-        operation = reader.registry.ops.get(op)
+        operation = reader.dispatcher(op).ops.get(op)
         if operation is not None and not operation.mutating:
             return await reader.call(op, token, request_id, **kwargs)
         return await self.writes.call(op, token, request_id, **kwargs)

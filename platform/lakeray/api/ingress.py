@@ -9,11 +9,11 @@ from lakeray.api.backend import ActorBackend, HybridBackend
 from lakeray.settings import Settings
 
 
-def _registry_getter(settings: Settings):
-    def get():
-        from lakeray.actors.registry import handle
+def _actor_getter():
+    def get(name: str):
+        from lakeray.actors.base import named
 
-        return handle(settings)
+        return named(name)
 
     return get
 
@@ -21,9 +21,10 @@ def _registry_getter(settings: Settings):
 def ingress_app(settings: Settings, num_replicas: int = 1):
     """A Serve application running the FastAPI app; each replica opens its backend on its
     first call (the backend is shipped with the app, unresolved)."""
-    getter = _registry_getter(settings)
+    getter = _actor_getter()
     backend = HybridBackend(settings, getter) if settings.local_reads else ActorBackend(getter)
-    app = build_app(backend=backend, max_body_bytes=settings.max_body_bytes)
+    app = build_app(backend=backend, max_body_bytes=settings.max_body_bytes,
+                    max_artifact_bytes=settings.max_artifact_bytes)
 
     @serve.deployment(name="api", num_replicas=num_replicas, max_ongoing_requests=256,
                       ray_actor_options={"num_cpus": 0})

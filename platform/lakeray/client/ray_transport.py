@@ -1,4 +1,4 @@
-"""The Ray transport: operations go straight to the registry actor."""
+"""The Ray transport: operations go straight to the actor that owns them."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from lakeray.settings import Settings
 
 
 class RayTransport:
-    """Calls ``registry.call`` through an actor handle, retrying across actor restarts.
+    """Calls the owning actor (registry or tracker), retrying across actor restarts.
 
     Writes carry a request id so a call resent after the actor died lands once.
     """
@@ -26,14 +26,16 @@ class RayTransport:
         self.token = token
         self.settings = settings
         self.retry_s = retry_s
-        self._actor = None
+        self._actors: dict[str, object] = {}
 
-    def _handle(self):
-        if self._actor is None:
-            from lakeray.actors.registry import handle
+    def _handle(self, op: str):
+        from lakeray.actors.base import named
+        from lakeray.dispatch import actor_of
 
-            self._actor = handle(self.settings)
-        return self._actor
+        name = actor_of(op)
+        if name not in self._actors:
+            self._actors[name] = named(name)
+        return self._actors[name]
 
     def call(self, op: str, mutating: bool = False, **kwargs):
         """Run ``op`` on the registry; LakerayErrors surface as themselves."""
@@ -44,7 +46,7 @@ class RayTransport:
         deadline = time.monotonic() + self.retry_s
         while True:
             try:
-                return ray.get(self._handle().call.remote(op, self.token, request_id, kwargs))
+                return ray.get(self._handle(op).call.remote(op, self.token, request_id, kwargs))
             except rex.RayTaskError as e:
                 cause = e.cause if hasattr(e, "cause") else None
                 if isinstance(cause, Exception):
@@ -53,5 +55,5 @@ class RayTransport:
             except (rex.ActorDiedError, rex.ActorUnavailableError, rex.GetTimeoutError, ValueError) as e:
                 if time.monotonic() > deadline:
                     raise Unavailable(f"the registry actor is not reachable: {e}") from None
-                self._actor = None
+                self._actors.clear()
                 time.sleep(0.25)

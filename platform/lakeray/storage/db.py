@@ -35,10 +35,17 @@ def _migration_2(conn: Connection) -> None:
         conn.exec_driver_sql(f'ALTER TABLE {table} ALTER COLUMN {column} TYPE VARCHAR({length}) COLLATE "C"')
 
 
+def _migration_3(conn: Connection) -> None:
+    from lakeray.tracking.tables import TRACKING_TABLES
+
+    models.metadata.create_all(conn, tables=TRACKING_TABLES)
+
+
 #: Ordered schema migrations; append, never edit an applied one.
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _migration_1),
     (2, _migration_2),
+    (3, _migration_3),
 ]
 
 

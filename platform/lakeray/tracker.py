@@ -1,0 +1,188 @@
+"""The tracker: MLflow's tracking API as named operations (see :mod:`lakeray.dispatch`).
+
+Operations are the MLflow REST endpoints of :data:`lakeray.tracking.operations.ENDPOINTS`,
+served by :class:`~lakeray.tracking.service.TrackingService`, plus the proxied artifact API.
+Artifact locations are shown to clients as ``mlflow-artifacts:/<path under the artifact
+root>``, as ``mlflow server --serve-artifacts`` does, so every client — on this machine or
+not — reads and writes artifacts through the governed API instead of the server's disk.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+from lakeray.catalog.audit import AuditLog
+from lakeray.dispatch import Dispatcher, Operation
+from lakeray.errors import InvalidArgument, NotFound
+from lakeray.principals.service import Caller, PrincipalService
+from lakeray.settings import Settings
+from lakeray.storage.db import Database
+from lakeray.tracking.artifacts import ArtifactStore, parse_relative_path
+from lakeray.tracking.operations import ENDPOINTS
+from lakeray.tracking.permissions import EDIT, READ, require
+from lakeray.tracking.service import TrackingService
+
+PROXY_SCHEME = "mlflow-artifacts:"
+#: query-string fields that are integers in MLflow's REST API (GET requests send text).
+_INT_FIELDS = ("max_results",)
+
+
+def _ints(kwargs: dict) -> dict:
+    for key in _INT_FIELDS:
+        value = kwargs.get(key)
+        if isinstance(value, str):
+            try:
+                kwargs[key] = int(value)
+            except ValueError:
+                raise InvalidArgument(f"{key} must be an integer, got {value!r}") from None
+    return kwargs
+
+
+class Tracker(Dispatcher):
+    """Experiments, runs, metrics, logged models and artifacts on one metadata DB."""
+
+    def __init__(self, settings: Settings):
+        settings.ensure_dirs()
+        self.settings = settings
+        self.db = Database(settings.db_url)
+        self.audit = AuditLog(self.db)
+        self.principals = PrincipalService(self.db, self.audit)
+        self.tracking = TrackingService(self.db, self.audit, settings.artifact_root)
+        self.store = ArtifactStore(settings.artifact_root, max_bytes=settings.max_artifact_bytes)
+        self._root_uri = self.store.root.as_uri()
+        self.ops = self._operations()
+
+    # -- artifact locations: file:// inside, mlflow-artifacts:/ outside ----------------------
+    def _outward(self, value):
+        """Replace server paths in a response with their ``mlflow-artifacts:/`` form."""
+        if isinstance(value, dict):
+            return {k: self._outward(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._outward(v) for v in value]
+        if isinstance(value, str) and value.startswith(self._root_uri + "/"):
+            return PROXY_SCHEME + value[len(self._root_uri):]
+        if isinstance(value, float) and not math.isfinite(value):
+            # protobuf's JSON form, which MLflow's server sends and its client parses
+            return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+        return value
+
+    def _artifact_target(self, conn, caller: Caller, path: object, level: str, action: str):
+        """(location URI, path inside it) of a proxied artifact path, after the permission check.
+
+        Paths look like ``experiments/<id>/<run_id>/artifacts/<file>`` (run artifacts) or
+        ``experiments/<id>/models/<model_id>/artifacts/<file>`` (logged models); the
+        experiment's permissions decide.
+        """
+        parts = parse_relative_path(path if path else "", "artifact path")
+        if len(parts) < 4 or parts[0] != "experiments" or not parts[1].isdigit():
+            raise InvalidArgument("artifact paths look like experiments/<id>/<run_id>/artifacts/<path>")
+        depth = 5 if parts[2] == "models" else 4
+        if len(parts) < depth or parts[depth - 1] != "artifacts":
+            raise InvalidArgument("artifact paths look like experiments/<id>/<run_id>/artifacts/<path>")
+        experiment = self.tracking._experiment(conn, int(parts[1]))
+        require(conn, caller, experiment, level, action, "experiment", parts[1])
+        return self.store.location_uri(*parts[:depth]), "/".join(parts[depth:])
+
+    def upload_artifact(self, caller: Caller, path: str, data: bytes) -> dict:
+        """Store one artifact file (EDIT on its experiment)."""
+        with self.db.read() as conn:
+            location, rel = self._artifact_target(conn, caller, path, EDIT, "upload_artifact")
+        if not rel:
+            raise InvalidArgument("give the artifact's file path after .../artifacts/")
+        size = self.store.upload(location, rel, data)
+        self.audit.record(caller.name, "upload_artifact", "experiment", path.split("/")[1],
+                          detail={"path": path, "bytes": size})
+        return {}
+
+    def download_artifact(self, caller: Caller, path: str) -> bytes:
+        """The bytes of one artifact file (READ on its experiment)."""
+        with self.db.read() as conn:
+            location, rel = self._artifact_target(conn, caller, path, READ, "download_artifact")
+        if not self.store.exists(location, rel):
+            raise NotFound(f"artifact {path!r} does not exist")
+        return self.store.read_bytes(location, rel)
+
+    def list_artifacts(self, caller: Caller, path: str = "") -> dict:
+        """``{"files": [...]}`` under a proxied path (READ on its experiment)."""
+        with self.db.read() as conn:
+            location, rel = self._artifact_target(conn, caller, path, READ, "list_artifacts")
+        if not self.store.exists(location, rel):
+            return {"files": []}
+        # The proxy API names entries relative to the listed directory (the client joins them).
+        cut = len(rel.rstrip("/")) + 1 if rel else 0
+        return {"files": [dict(f, path=f["path"][cut:]) for f in self.store.list(location, rel)]}
+
+    def delete_artifact(self, caller: Caller, path: str) -> dict:
+        """Delete an artifact file or directory (EDIT on its experiment)."""
+        with self.db.read() as conn:
+            location, rel = self._artifact_target(conn, caller, path, EDIT, "delete_artifact")
+        if not self.store.delete(location, rel):
+            raise NotFound(f"artifact {path!r} does not exist")
+        self.audit.record(caller.name, "delete_artifact", "experiment", path.split("/")[1],
+                          detail={"path": path})
+        return {}
+
+    def list_run_artifacts(self, caller: Caller, run_id: str | None = None, run_uuid: str | None = None,
+                           path: str | None = None, page_token: str | None = None) -> dict:
+        """MLflow's ``artifacts/list`` for a run: ``{"root_uri", "files"}``."""
+        run = self.tracking.get_run(caller, run_id=run_id, run_uuid=run_uuid)["run"]
+        uri = run["info"]["artifact_uri"]
+        rel = path or ""
+        files = self.store.list(uri, rel) if self.store.exists(uri, rel) else []
+        return {"root_uri": uri, "files": files}
+
+    def list_logged_model_artifacts(self, caller: Caller, model_id: str, artifact_directory_path: str = "",
+                                    page_token: str | None = None) -> dict:
+        """Files of a logged model's artifact directory."""
+        model = self.tracking.get_logged_model(caller, model_id)["model"]
+        uri = model["info"]["artifact_uri"]
+        rel = artifact_directory_path or ""
+        files = self.store.list(uri, rel) if self.store.exists(uri, rel) else []
+        return {"root_uri": uri, "files": files}
+
+    def log_model(self, caller: Caller, run_id: str | None = None, model_json: str | None = None) -> dict:
+        """MLflow 2's ``runs/log-model``: record the model's metadata as the run tag clients read."""
+        if not isinstance(model_json, str):
+            raise InvalidArgument("model_json must be a JSON string")
+        try:
+            model = json.loads(model_json)
+        except ValueError:
+            raise InvalidArgument("model_json is not valid JSON") from None
+        current = self.tracking.get_run(caller, run_id=run_id)["run"]["data"].get("tags", [])
+        history = next((json.loads(tag["value"]) for tag in current if tag["key"] == "mlflow.log-model.history"),
+                       [])
+        history.append(model)
+        return self.tracking.set_tag(caller, run_id=run_id, key="mlflow.log-model.history",
+                                     value=json.dumps(history))
+
+    # -- the operation table -----------------------------------------------------------------
+    def _operations(self) -> dict[str, Operation]:
+        own = {"list_run_artifacts", "list_logged_model_artifacts", "log_model"}
+
+        def wrap(fn):
+            def run(caller, **kwargs):
+                return self._outward(fn(caller, **_ints(kwargs)))
+
+            run.__signature__ = _signature_of(fn)
+            run.__name__ = fn.__name__
+            return run
+
+        ops: dict[str, Operation] = {}
+        for method, _path, op in ENDPOINTS:
+            if op in ops:
+                continue
+            target = getattr(self, op) if op in own else getattr(self.tracking, op)
+            mutating = method != "GET" and not op.startswith(("search_", "get_"))
+            ops[op] = Operation(wrap(target), mutating)
+        ops["upload_artifact"] = Operation(self.upload_artifact, True)
+        ops["delete_artifact"] = Operation(self.delete_artifact, True)
+        ops["download_artifact"] = Operation(self.download_artifact, False)
+        ops["list_artifacts"] = Operation(self.list_artifacts, False)
+        return ops
+
+
+def _signature_of(fn):
+    import inspect
+
+    return inspect.signature(fn)

@@ -1,0 +1,507 @@
+"""Artifact storage behind tracking, the model registry and the proxied artifact API.
+
+All artifacts live under one platform artifact root. A *location* is a ``file://`` URI of a
+directory strictly inside it (a run's ``.../experiments/3/<run_id>/artifacts``, a logged model's
+or a model version's storage); clients name files in a location by a relative path. MLflow's CVE
+history (``..``, encoded and double-encoded dots, backslashes, absolute paths, ``#``/``?``/``;``
+URI tricks, NUL, ``file://host`` sources) is why every client path is checked as text before
+anything touches the disk (see :func:`parse_relative_path`). Then the joined path may not pass
+through a symbolic link (``lstat`` from the root down; final opens use ``O_NOFOLLOW``) and must
+``resolve()`` inside its location: nothing here creates links, so one on disk was planted and is
+refused, never followed. Writes are atomic (temp file in the target directory, fsync,
+``os.replace``); ``copy_tree`` publishes a whole tree with one rename.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import re
+import secrets
+import shutil
+import stat
+import unicodedata
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import suppress
+from pathlib import Path
+from urllib.parse import unquote
+
+from lakeray.errors import Conflict, InvalidArgument, NotFound, PayloadTooLarge
+
+CHUNK = 1024 * 1024
+MAX_PATH = 4096
+MAX_SEGMENT_BYTES = 255
+DEFAULT_MAX_BYTES = 5 * 1024**3
+#: temp files and trees of in-flight writes; hidden from listings, reserved as names.
+TMP_PREFIX = ".lakeray-tmp-"
+_PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
+_DRIVE = re.compile(r"[A-Za-z]:(/|$)")
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
+_RUN_ID = re.compile(r"[0-9a-f]{32}")
+_MODEL_ID = re.compile(r"m-[0-9a-f]{32}")
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+_BAD_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+_URI_TRICKS = {"#": "'#' (a URI fragment)", "?": "'?' (a query string)", ";": "';' (URI parameters)"}
+_SOURCES = "runs:/<run_id>/<path>, models:/m-<model id> or a file:// URI under the platform artifact root"
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _check_text(text: str, what: str, shown: str | None = None) -> None:
+    """Checks every path, location and source gets on its raw text (``shown`` in messages)."""
+    shown = _show(text if shown is None else shown)
+    if len(text) > MAX_PATH:
+        raise InvalidArgument(f"{what} is {len(text)} characters long; the limit is {MAX_PATH}")
+    for ch in text:
+        if unicodedata.category(ch) in _BAD_CATEGORIES:
+            name = "NUL" if ch == "\x00" else f"U+{ord(ch):04X}"
+            raise InvalidArgument(f"{what} contains the character {name} (control, format or unassigned), "
+                                  f"which is not allowed: {shown}")
+    if "\\" in text:
+        raise InvalidArgument(f"{what} contains a backslash, which is not allowed: {shown}")
+    for ch, name in _URI_TRICKS.items():
+        if ch in text:
+            raise InvalidArgument(f"{what} may not contain {name}: {shown}")
+
+
+def _check_segment(seg: str, path: str, what: str) -> None:
+    if seg == "":
+        raise InvalidArgument(f"{what} has an empty segment ('//'): {_show(path)}")
+    if seg in (".", ".."):
+        raise InvalidArgument(f"{what} may not contain '{seg}' segments: {_show(path)}")
+    if seg.startswith("~"):
+        raise InvalidArgument(f"{what} segments may not start with '~': {_show(path)}")
+    if seg.startswith(TMP_PREFIX):
+        raise InvalidArgument(f"names starting with {TMP_PREFIX!r} are reserved: {_show(path)}")
+    size = len(seg.encode("utf-8"))  # surrogates were refused already, so this encodes
+    if size > MAX_SEGMENT_BYTES:
+        raise InvalidArgument(f"{what} has a segment of {size} bytes; the limit is {MAX_SEGMENT_BYTES}")
+    # A file system or a later tool that normalises Unicode must not turn a name into '..' or '/'.
+    folded = unicodedata.normalize("NFKC", seg)
+    if folded in (".", "..") or "/" in folded or "\\" in folded or folded.startswith("~"):
+        raise InvalidArgument(f"{what} segment {_show(seg)} looks like a path separator or '..'")
+
+
+def parse_relative_path(path: object, what: str = "artifact path") -> tuple[str, ...]:
+    """Check a client-supplied relative path as text; returns its segments (``()`` for ``""``).
+
+    Trailing slashes are dropped; a leading one (or ``C:/``) makes the path absolute, which is
+    refused, as MLflow does. Refused anywhere: empty, ``.`` and ``..`` segments, backslashes,
+    ``#``, ``?``, ``;``, any ``%XX`` (clients send decoded paths, so an encoded one is an attack),
+    control, format, surrogate, private-use and unassigned characters, more than 4096 characters.
+    Refused in a segment: a leading ``~``, the temp-file prefix, over 255 UTF-8 bytes, a name whose
+    NFKC form is ``.``/``..`` or holds a separator. Raises InvalidArgument naming the broken rule.
+    """
+    if not isinstance(path, str):
+        raise InvalidArgument(f"{what} must be a string, got {type(path).__name__}")
+    _check_text(path, what)
+    if _PERCENT.search(path):
+        raise InvalidArgument(f"{what} contains a percent-encoded sequence; send the decoded name: "
+                              f"{_show(path)}")
+    if path.startswith("/") or _DRIVE.match(path):
+        raise InvalidArgument(f"{what} must be relative, not absolute: {_show(path)}")
+    body = path.rstrip("/")
+    if not body:
+        return ()
+    parts = tuple(body.split("/"))
+    for seg in parts:
+        _check_segment(seg, path, what)
+    return parts
+
+
+def _lstat(path: Path) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as e:
+        if e.errno == errno.ENAMETOOLONG:
+            raise InvalidArgument("artifact path is too long for the file system") from None
+        raise
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _check_cap(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidArgument("max_bytes must be a non-negative integer")
+    return value
+
+
+def _chunks(data: object) -> Iterator[bytes]:
+    """``data`` as an iterator of byte chunks; its type is checked now, its items as they come."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        view = memoryview(bytes(data) if not isinstance(data, bytes) else data)
+        return (view[i:i + CHUNK] for i in range(0, len(view), CHUNK))
+    if isinstance(data, str):
+        raise InvalidArgument("artifact contents must be bytes, not str")
+    if hasattr(data, "read"):  # a text-mode file yields str, which _checked refuses
+        return _checked(iter(lambda: data.read(CHUNK), b""))
+    if isinstance(data, Iterable):
+        return _checked(iter(data))
+    raise InvalidArgument(f"artifact contents must be bytes, a binary file or an iterable of bytes, "
+                          f"not {type(data).__name__}")
+
+
+def _checked(items: Iterator) -> Iterator[bytes]:
+    for chunk in items:
+        if not isinstance(chunk, (bytes, bytearray, memoryview)):
+            raise InvalidArgument(f"artifact chunks must be bytes, not {type(chunk).__name__}")
+        yield chunk
+
+
+def _open_regular(path: Path, shown: str):
+    """Open a regular file for reading without following a final symlink or blocking on a FIFO."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except (FileNotFoundError, NotADirectoryError):
+        raise NotFound(f"artifact {_show(shown)} does not exist") from None
+    except OSError as e:
+        if e.errno == errno.ELOOP:  # a link planted between the lstat walk and this open
+            raise InvalidArgument(f"artifact {_show(shown)} is a symbolic link") from None
+        raise
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = "a directory; list it instead" if stat.S_ISDIR(mode) else "not a regular file"
+        raise InvalidArgument(f"artifact {_show(shown)} is {kind}")
+    return os.fdopen(fd, "rb")
+
+
+def _undo(tmp: Path | None, created: list[Path]) -> None:
+    """Remove a failed write's temp file or tree and the directories it created (if still empty)."""
+    if tmp is not None:
+        if tmp.is_dir() and not tmp.is_symlink():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            with suppress(FileNotFoundError):
+                os.unlink(tmp)
+    for path in reversed(created):
+        with suppress(OSError):
+            os.rmdir(path)
+
+
+def _read_file(f) -> Iterator[bytes]:
+    # The file object (not a bare fd) is what the generator holds, so an iterator that is never
+    # consumed still closes its file when it is garbage-collected.
+    with f:
+        while chunk := f.read(CHUNK):
+            yield chunk
+
+
+class ArtifactStore:
+    """Files under one artifact root, addressed as (location URI, client-relative path)."""
+
+    def __init__(self, root: Path, max_bytes: int = DEFAULT_MAX_BYTES):
+        self.root = Path(root).expanduser().resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.max_bytes = _check_cap(max_bytes)
+        self._prefix = str(self.root).rstrip("/") + "/"
+
+    # -- locations -------------------------------------------------------------------------
+    def location_uri(self, *segments: str) -> str:
+        """The ``file://`` URI of a location under the root, e.g. ``("experiments", "3", run_id)``."""
+        parts = parse_relative_path("/".join(segments), "location")
+        if not parts or any("%" in p for p in parts):  # '%' would not survive the URI round trip
+            raise InvalidArgument(f"invalid location segments: {_show(segments)}")
+        return self.root.joinpath(*parts).as_uri()
+
+    def _uri_parts(self, uri: object, what: str) -> tuple[str, ...]:
+        """The segments under the root of a ``file://`` URI strictly inside it (text checks only)."""
+        if not isinstance(uri, str) or not uri:
+            raise InvalidArgument(f"{what} must be a non-empty file:// URI")
+        _check_text(uri, what)
+        if not uri.startswith("file:"):
+            match = _SCHEME.match(uri)
+            kind = f"the scheme '{match.group(1)}:'" if match else "no scheme"
+            raise InvalidArgument(f"{what} must be a file:// URI under the platform artifact root; "
+                                  f"{_show(uri)} has {kind}")
+        if not uri.startswith("file://"):
+            raise InvalidArgument(f"{what} must be written file:///<absolute path>: {_show(uri)}")
+        rest = uri[len("file://"):]
+        if not rest.startswith("/"):
+            # file://host/p is a remote (SMB/UNC) path on some systems; only this server's files count.
+            raise InvalidArgument(f"{what} names a host; only file:///<path> on this server is allowed: "
+                                  f"{_show(uri)}")
+        try:
+            decoded = unquote(rest, errors="strict")  # exactly once: URIs we generate are encoded once
+        except UnicodeDecodeError:
+            raise InvalidArgument(f"{what} is not valid percent-encoded UTF-8: {_show(uri)}") from None
+        _check_text(decoded, what, uri)  # %00, %5c, %23, %3f, %3b decode into refused characters
+        if decoded.rstrip("/") == self._prefix[:-1]:
+            raise InvalidArgument(f"{what} is the artifact root itself; it must be a directory inside it")
+        if not decoded.startswith(self._prefix):
+            raise InvalidArgument(f"{what} is not inside the platform artifact root: {_show(uri)}")
+        rel = decoded[len(self._prefix):]
+        if "%" in rel:  # still encoded after one decode: %252e and friends
+            raise InvalidArgument(f"{what} is percent-encoded more than once: {_show(uri)}")
+        return parse_relative_path(rel, what)
+
+    def _confine(self, loc_parts: tuple[str, ...], rel_parts: tuple[str, ...]) -> Path:
+        """Refuse symlinks from the root down, then prove with resolve() that nothing escapes."""
+        current = self.root
+        for i, part in enumerate((*loc_parts, *rel_parts)):
+            current = current / part
+            st = _lstat(current)
+            if st is None:
+                break
+            if stat.S_ISLNK(st.st_mode):
+                shown = "/".join((*loc_parts, *rel_parts)[:i + 1])
+                raise InvalidArgument(f"artifact path goes through a symbolic link ({_show(shown)}), "
+                                      "which is never followed")
+        location = self.root.joinpath(*loc_parts)
+        target = location.joinpath(*rel_parts)
+        real_location = location.resolve()
+        if real_location == self.root or not real_location.is_relative_to(self.root) \
+                or not target.resolve().is_relative_to(real_location):
+            raise InvalidArgument("artifact path resolves outside its location")
+        return target
+
+    def _locate(self, location_uri: str, rel_path: str):
+        loc_parts = self._uri_parts(location_uri, "artifact location")
+        rel_parts = parse_relative_path(rel_path)
+        return loc_parts, rel_parts, self._confine(loc_parts, rel_parts)
+
+    def location_path(self, location_uri: str) -> Path:
+        """The directory of a ``file://`` location strictly inside the root (it may not exist yet)."""
+        return self._confine(self._uri_parts(location_uri, "artifact location"), ())
+
+    def resolve(self, location_uri: str, rel_path: str) -> Path:
+        """The checked, confined path of ``rel_path`` inside a location."""
+        return self._locate(location_uri, rel_path)[2]
+
+    def exists(self, location_uri: str, rel_path: str = "") -> bool:
+        """Whether the file or directory exists (bad paths still raise InvalidArgument)."""
+        return _lstat(self._locate(location_uri, rel_path)[2]) is not None
+
+    def _make_dirs(self, parts: tuple[str, ...], created: list[Path]) -> Path:
+        """mkdir -p from the root, recording what was created so a failed write can undo it."""
+        current = self.root
+        for i, part in enumerate(parts):
+            current = current / part
+            with suppress(FileExistsError):
+                os.mkdir(current)
+                created.append(current)
+            st = _lstat(current)
+            if st is None or stat.S_ISLNK(st.st_mode):  # appeared or vanished under us
+                raise InvalidArgument("artifact path changed while it was being written")
+            if not stat.S_ISDIR(st.st_mode):
+                raise Conflict(f"{_show('/'.join(parts[:i + 1]))} is a file, not a directory")
+        return current
+
+    # -- files -----------------------------------------------------------------------------
+    def upload(self, location_uri: str, rel_path: str, data, max_bytes: int | None = None) -> int:
+        """Write one file atomically and return its size.
+
+        ``data`` is bytes, a binary file object or an iterable of byte chunks; it is streamed in
+        chunks and cut off past ``max_bytes`` (default: the store's) with PayloadTooLarge. Missing
+        directories are created; if the upload fails they are removed again and an existing file
+        keeps its old contents.
+        """
+        cap = self.max_bytes if max_bytes is None else _check_cap(max_bytes)
+        loc_parts, rel_parts, target = self._locate(location_uri, rel_path)
+        if not rel_parts:
+            raise InvalidArgument("upload needs a file path inside the location")
+        if isinstance(data, (bytes, bytearray, memoryview)) and len(data) > cap:
+            raise PayloadTooLarge(f"artifact is {len(data)} bytes; the limit is {cap}")
+        chunks = _chunks(data)
+        created: list[Path] = []
+        tmp: Path | None = None
+        try:
+            parent = self._make_dirs((*loc_parts, *rel_parts[:-1]), created)
+            st = _lstat(target)
+            if st is not None and stat.S_ISDIR(st.st_mode):
+                raise Conflict(f"artifact path {_show(rel_path)} is a directory")
+            tmp = parent / f"{TMP_PREFIX}{secrets.token_hex(8)}"
+            size = 0
+            with os.fdopen(os.open(tmp, _NEW_FILE, 0o644), "wb") as f:
+                for chunk in chunks:
+                    size += len(chunk)
+                    if size > cap:
+                        raise PayloadTooLarge(f"artifact is over the limit of {cap} bytes")
+                    f.write(chunk)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+            tmp = None
+        except BaseException:
+            _undo(tmp, created)
+            raise
+        for path in {parent, *(p.parent for p in created)}:  # make the new names durable
+            _fsync_dir(path)
+        return size
+
+    def _open_file(self, location_uri: str, rel_path: str):
+        _, rel_parts, target = self._locate(location_uri, rel_path)
+        if not rel_parts:
+            raise InvalidArgument("name a file inside the location (list the location to see its files)")
+        return _open_regular(target, rel_path)
+
+    def download(self, location_uri: str, rel_path: str) -> Iterator[bytes]:
+        """The contents of a file as an iterator of chunks; errors are raised now, not on iteration."""
+        return _read_file(self._open_file(location_uri, rel_path))
+
+    def read_bytes(self, location_uri: str, rel_path: str) -> bytes:
+        """The whole contents of a file."""
+        with self._open_file(location_uri, rel_path) as f:
+            return f.read()
+
+    def list(self, location_uri: str, rel_path: str = "") -> list[dict]:
+        """One directory level in MLflow's FileInfo shape, sorted by path.
+
+        Paths are relative to the location; ``file_size`` is given for files only. As in MLflow, a
+        missing directory or a file lists as ``[]``. Links and special files are not listed.
+        """
+        _, rel_parts, target = self._locate(location_uri, rel_path)
+        st = _lstat(target)
+        if st is None or not stat.S_ISDIR(st.st_mode):
+            return []
+        out = []
+        with os.scandir(target) as it:
+            for entry in it:
+                if entry.name.startswith(TMP_PREFIX):
+                    continue
+                try:
+                    est = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:  # deleted while listing
+                    continue
+                path = "/".join((*rel_parts, entry.name))
+                if stat.S_ISDIR(est.st_mode):
+                    out.append({"path": path, "is_dir": True})
+                elif stat.S_ISREG(est.st_mode):
+                    out.append({"path": path, "is_dir": False, "file_size": est.st_size})
+        out.sort(key=lambda e: e["path"])
+        return out
+
+    def delete(self, location_uri: str, rel_path: str = "") -> bool:
+        """Delete a file or a directory tree (``""``: the whole location); False if it was absent."""
+        _, _, target = self._locate(location_uri, rel_path)
+        st = _lstat(target)
+        if st is None:
+            return False  # deleting twice is fine: retried requests must not fail
+        if stat.S_ISDIR(st.st_mode):
+            shutil.rmtree(target)  # fd-based on Linux: never follows links inside the tree
+        else:
+            os.unlink(target)
+        _fsync_dir(target.parent)
+        return True
+
+    def copy_tree(self, src_location: str, dst_location: str, src_path: str = "") -> int:
+        """Copy the tree at ``src_location``/``src_path`` to ``dst_location``; returns the file count.
+
+        Used to copy a run's or logged model's artifacts into a model version's managed storage. The
+        copy is built in a temp directory and renamed into place, so the destination appears whole
+        or not at all; it must be missing or empty (else Conflict). A link or special file in the
+        source is refused before anything is written.
+        """
+        src_loc, src_rel, src = self._locate(src_location, src_path)
+        dst_parts = self._uri_parts(dst_location, "destination location")
+        dst = self._confine(dst_parts, ())
+        src_all = (*src_loc, *src_rel)
+        if src_all[:len(dst_parts)] == dst_parts or dst_parts[:len(src_all)] == src_all:
+            raise InvalidArgument("source and destination of a copy may not contain each other")
+        st = _lstat(src)
+        if st is None:
+            raise NotFound(f"artifacts to copy do not exist: {_show(src_path or src_location)}")
+        if not stat.S_ISDIR(st.st_mode):
+            raise InvalidArgument(f"artifacts to copy must be a directory: {_show(src_path or src_location)}")
+        dst_st = _lstat(dst)
+        if dst_st is not None and (not stat.S_ISDIR(dst_st.st_mode) or os.listdir(dst)):
+            raise Conflict("the destination location already holds artifacts")
+        plan = self._plan(src, ())
+        created: list[Path] = []
+        tmp: Path | None = None
+        try:
+            parent = self._make_dirs(dst_parts[:-1], created)
+            tmp = parent / f"{TMP_PREFIX}{secrets.token_hex(8)}"
+            os.mkdir(tmp)
+            for rel, is_dir in plan:
+                if is_dir:
+                    os.mkdir(tmp.joinpath(*rel))
+                    continue
+                with _open_regular(src.joinpath(*rel), "/".join(rel)) as fsrc, \
+                        os.fdopen(os.open(tmp.joinpath(*rel), _NEW_FILE, 0o644), "wb") as fdst:
+                    shutil.copyfileobj(fsrc, fdst, CHUNK)
+                    fdst.flush()
+                    os.fsync(fdst.fileno())
+            for rel in [(), *(rel for rel, is_dir in plan if is_dir)]:
+                _fsync_dir(tmp.joinpath(*rel))
+            try:
+                os.rename(tmp, dst)  # onto a missing or empty directory: all or nothing
+            except OSError as e:
+                if e.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
+                    raise Conflict("the destination location already holds artifacts") from None
+                raise
+        except BaseException:
+            _undo(tmp, created)
+            raise
+        _fsync_dir(parent)
+        return sum(1 for _, is_dir in plan if not is_dir)
+
+    def _plan(self, base: Path, rel: tuple[str, ...]) -> list[tuple[tuple[str, ...], bool]]:
+        """Directories (before their contents) and files under ``base``; refuses links."""
+        out: list[tuple[tuple[str, ...], bool]] = []
+        with os.scandir(base.joinpath(*rel)) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for entry in entries:
+            if entry.name.startswith(TMP_PREFIX):
+                continue
+            mode = entry.stat(follow_symlinks=False).st_mode
+            child = (*rel, entry.name)
+            if stat.S_ISDIR(mode):
+                out.append((child, True))
+                out.extend(self._plan(base, child))
+            elif stat.S_ISREG(mode):
+                out.append((child, False))
+            else:
+                raise InvalidArgument(f"artifacts to copy contain a link or special file: {_show('/'.join(child))}")
+        return out
+
+
+def check_model_source(source: object, store: ArtifactStore,
+                       run_artifact_uri_lookup: Callable[[str], str] | None = None) -> dict:
+    """Check a model version ``source`` as MLflow's registry should have; returns what it names.
+
+    Allowed: ``runs:/<run_id>[/<path>]`` -> ``{"kind": "run", "run_id", "path"}`` (plus
+    ``"location"``, the run's artifact location, when ``run_artifact_uri_lookup(run_id)`` is given;
+    the path is then confined to it); ``models:/m-<32 hex>`` -> ``{"kind": "logged_model",
+    "model_id", "path": ""}``; ``file:///...`` strictly under the artifact root -> ``{"kind": "file",
+    "path": <relative to the root>, "location": <canonical URI>}``. Anything else is InvalidArgument.
+    """
+    if not isinstance(source, str) or not source:
+        raise InvalidArgument(f"model version source must be {_SOURCES}")
+    _check_text(source, "model version source")
+    match = _SCHEME.match(source)
+    scheme = match.group(1) if match else None
+    if scheme == "runs":
+        rest = source[len("runs:"):]
+        if not rest.startswith("/") or rest.startswith("//"):
+            raise InvalidArgument(f"runs: sources look like runs:/<run_id>/<path>: {_show(source)}")
+        run_id, _, path = rest[1:].partition("/")
+        if not _RUN_ID.fullmatch(run_id):
+            raise InvalidArgument(f"run id in a runs:/ source must be 32 lower-case hex digits: {_show(source)}")
+        out = {"kind": "run", "run_id": run_id, "path": "/".join(parse_relative_path(path, "run artifact path"))}
+        if run_artifact_uri_lookup is not None:
+            out["location"] = run_artifact_uri_lookup(run_id)
+            store.resolve(out["location"], out["path"])  # confined to the run, no links on the way
+        return out
+    if scheme == "models":
+        model_id = source[len("models:/"):] if source.startswith("models:/") else ""
+        if not _MODEL_ID.fullmatch(model_id):
+            raise InvalidArgument("a models:/ source must name a logged model, models:/m-<32 hex digits>; "
+                                  f"registered-model URIs are not sources: {_show(source)}")
+        return {"kind": "logged_model", "model_id": model_id, "path": ""}
+    if scheme == "file":
+        parts = store._uri_parts(source, "model version source")
+        store._confine(parts, ())
+        return {"kind": "file", "path": "/".join(parts), "location": store.root.joinpath(*parts).as_uri()}
+    kind = f"the scheme '{scheme}:'" if scheme else "no scheme"
+    raise InvalidArgument(f"model version source {_show(source)} has {kind}; it must be {_SOURCES}")

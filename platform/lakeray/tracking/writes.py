@@ -1,0 +1,189 @@
+"""Bulk writes of metrics, params, tags and inputs inside a caller's write transaction.
+
+Each function takes the open write connection and issues a fixed number of statements
+however many items it writes (``executemany`` of one prepared statement), so a
+``log_batch`` of 1,000 metrics is a handful of round trips, not a thousand. Inserts that
+must be idempotent use ``ON CONFLICT DO NOTHING`` (SQLite and PostgreSQL both have it).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from lakeray.errors import InvalidArgument, NotFound
+from lakeray.tracking import tables as t
+from lakeray.tracking.render import chunks
+from lakeray.tracking.validation import MetricPoint
+
+RUN_NAME_TAG = "mlflow.runName"
+
+
+def _insert(conn: Connection, table):
+    """The dialect's INSERT construct, which knows ON CONFLICT."""
+    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+def insert_ignoring_duplicates(conn: Connection, table, rows: list[dict]) -> None:
+    """Insert ``rows``; a row whose key already exists is skipped (a retry, a repeat)."""
+    if rows:
+        conn.execute(_insert(conn, table).on_conflict_do_nothing(), rows)
+
+
+def upsert(conn: Connection, table, key: list[str], rows: list[dict]) -> None:
+    """Insert ``rows``, replacing the other columns of rows whose ``key`` exists."""
+    if not rows:
+        return
+    stmt = _insert(conn, table)
+    others = [c.name for c in table.columns if c.name not in key]
+    conn.execute(stmt.on_conflict_do_update(index_elements=key, set_={c: stmt.excluded[c] for c in others}), rows)
+
+
+def check_params(existing: dict[str, str], new: dict[str, str], owner: str) -> None:
+    """Params are immutable: the same value again is fine, another value is an error."""
+    changed = [(k, existing[k], v) for k, v in new.items() if k in existing and existing[k] != v]
+    if len(changed) == 1:
+        k, old, v = changed[0]
+        raise InvalidArgument(f"Changing param values is not allowed. Param with key='{k}' was already logged "
+                              f"with value='{old}' for {owner}. Attempted logging new value '{v}'.")
+    if changed:
+        shown = [{"key": k, "old_value": old, "new_value": v} for k, old, v in changed]
+        raise InvalidArgument(f"Changing param values is not allowed. Params were already logged='{shown}' "
+                              f"for {owner}.")
+
+
+def log_params(conn: Connection, run_id: str, params: dict[str, str]) -> None:
+    """Add params to a run (immutable: see :func:`check_params`)."""
+    if not params:
+        return
+    rp = t.run_params
+    existing: dict[str, str] = {}
+    for part in chunks(sorted(params)):
+        existing.update(conn.execute(select(rp.c.key, rp.c.value)
+                                     .where(rp.c.run_id == run_id, rp.c.key.in_(part))).all())
+    check_params(existing, params, f"run ID='{run_id}'")
+    insert_ignoring_duplicates(conn, rp, [{"run_id": run_id, "key": k, "value": v}
+                                          for k, v in params.items() if k not in existing])
+
+
+def _newer(a: MetricPoint, b) -> bool:
+    # MLflow's rule for the latest value: larger step, then timestamp, then value.
+    return (a.step, a.timestamp, a.value) > (b.step, b.timestamp, b.value)
+
+
+def log_metrics(conn: Connection, run_id: str, experiment_id: int, points: list[MetricPoint]) -> None:
+    """Append metric points to a run's history and move its latest values forward.
+
+    A point identical to a stored one (key, timestamp, step, value, NaN flag) is skipped,
+    so replaying a batch is a no-op. Points naming a ``model_id`` are also recorded as
+    that logged model's metrics.
+    """
+    if not points:
+        return
+    unique: dict[tuple, MetricPoint] = {}
+    for p in points:
+        unique.setdefault((p.key, p.timestamp, p.step, p.value, p.is_nan), p)
+    insert_ignoring_duplicates(conn, t.run_metrics, [
+        {"run_id": run_id, "key": p.key, "timestamp": p.timestamp, "step": p.step, "value": p.value,
+         "is_nan": p.is_nan} for p in unique.values()])
+
+    lm = t.run_latest_metrics
+    current: dict[str, object] = {}
+    for part in chunks(sorted({p.key for p in points})):
+        for row in conn.execute(select(lm).where(lm.c.run_id == run_id, lm.c.key.in_(part))):
+            current[row.key] = row
+    newest: dict[str, MetricPoint] = {}
+    for p in unique.values():
+        best = newest.get(p.key) or current.get(p.key)
+        if best is None or _newer(p, best):
+            newest[p.key] = p
+    fresh = [p for k, p in newest.items() if k not in current]
+    moved = [p for k, p in newest.items() if k in current]
+    if fresh:
+        conn.execute(lm.insert(), [{"run_id": run_id, "key": p.key, "value": p.value, "timestamp": p.timestamp,
+                                    "step": p.step, "is_nan": p.is_nan} for p in fresh])
+    if moved:
+        conn.execute(update(lm).where(lm.c.run_id == bindparam("b_run"), lm.c.key == bindparam("b_key"))
+                     .values(value=bindparam("b_value"), timestamp=bindparam("b_ts"), step=bindparam("b_step"),
+                             is_nan=bindparam("b_nan")),
+                     [{"b_run": run_id, "b_key": p.key, "b_value": p.value, "b_ts": p.timestamp,
+                       "b_step": p.step, "b_nan": p.is_nan} for p in moved])
+    _log_model_metrics(conn, run_id, experiment_id, [p for p in unique.values() if p.model_id])
+
+
+def _log_model_metrics(conn: Connection, run_id: str, experiment_id: int, points: list[MetricPoint]) -> None:
+    if not points:
+        return
+    check_models_exist(conn, [p.model_id for p in points])
+    rows, seen = [], set()
+    for p in points:
+        identity = (p.model_id, p.key, p.timestamp, p.step)
+        if identity in seen:
+            continue  # the key of logged model metrics has no value: the first point wins
+        seen.add(identity)
+        rows.append({"model_id": p.model_id, "metric_name": p.key, "metric_timestamp_ms": p.timestamp,
+                     "metric_step": p.step, "run_id": run_id, "metric_value": p.value, "is_nan": p.is_nan,
+                     "experiment_id": experiment_id, "dataset_uuid": None, "dataset_name": p.dataset_name,
+                     "dataset_digest": p.dataset_digest})
+    insert_ignoring_duplicates(conn, t.logged_model_metrics, rows)
+
+
+def set_tags(conn: Connection, run_id: str, tags: list[tuple[str, str]]) -> None:
+    """Set run tags (the last value of a repeated key wins); ``mlflow.runName`` also renames
+    the run, as in MLflow."""
+    if not tags:
+        return
+    latest = dict(tags)
+    upsert(conn, t.run_tags, ["run_id", "key"], [{"run_id": run_id, "key": k, "value": v} for k, v in latest.items()])
+    if RUN_NAME_TAG in latest:
+        conn.execute(update(t.runs).where(t.runs.c.run_id == run_id).values(name=latest[RUN_NAME_TAG]))
+
+
+def log_dataset_inputs(conn: Connection, experiment_id: int, run_id: str,
+                       inputs: list[tuple[dict, list[tuple[str, str]]]]) -> None:
+    """Record datasets (one row per experiment, name and digest) as inputs of a run; an
+    input already recorded keeps its first tags, as in MLflow."""
+    ds, inp = t.tracking_datasets, t.tracking_inputs
+    for dataset, tags in inputs:
+        dataset_uuid = conn.execute(select(ds.c.dataset_uuid).where(
+            ds.c.experiment_id == experiment_id, ds.c.name == dataset["name"],
+            ds.c.digest == dataset["digest"])).scalar()
+        if dataset_uuid is None:
+            dataset_uuid = uuid.uuid4().hex
+            conn.execute(ds.insert().values(dataset_uuid=dataset_uuid, experiment_id=experiment_id, **dataset))
+        edge = conn.execute(select(inp.c.input_uuid).where(
+            inp.c.source_type == "DATASET", inp.c.source_id == dataset_uuid,
+            inp.c.destination_type == "RUN", inp.c.destination_id == run_id)).scalar()
+        if edge is not None:
+            continue
+        input_uuid = uuid.uuid4().hex
+        conn.execute(inp.insert().values(input_uuid=input_uuid, source_type="DATASET", source_id=dataset_uuid,
+                                         destination_type="RUN", destination_id=run_id, step=0))
+        rows = [{"input_uuid": input_uuid, "name": k, "value": v} for k, v in dict(tags).items()]
+        if rows:
+            conn.execute(t.tracking_input_tags.insert(), rows)
+
+
+def check_models_exist(conn: Connection, model_ids: list[str]) -> None:
+    """NotFound unless every id names a logged model that is not deleted."""
+    lms = t.logged_models
+    wanted = sorted(set(model_ids))
+    found: set[str] = set()
+    for part in chunks(wanted):
+        found.update(conn.execute(select(lms.c.model_id).where(
+            lms.c.model_id.in_(part), lms.c.lifecycle_stage == "active")).scalars())
+    for model in wanted:
+        if model not in found:
+            raise NotFound(f"Logged model with ID '{model}' not found.")
+
+
+def log_model_edges(conn: Connection, run_id: str, models: list[tuple[str, int]], output: bool) -> None:
+    """Record logged models a run used (inputs) or produced at a step (outputs)."""
+    check_models_exist(conn, [m for m, _ in models])
+    source, destination = ("RUN_OUTPUT", "MODEL_OUTPUT") if output else ("RUN_INPUT", "MODEL_INPUT")
+    insert_ignoring_duplicates(conn, t.tracking_inputs, [
+        {"input_uuid": uuid.uuid4().hex, "source_type": source, "source_id": run_id,
+         "destination_type": destination, "destination_id": model, "step": step} for model, step in models])
