@@ -10,6 +10,8 @@ through ``log_metric``/``log_batch`` with a ``model_id``. Mixed into
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
@@ -36,19 +38,11 @@ class LoggedModels:
     db: Database
     audit: AuditLog
 
-    # provided by TrackingService
-    def _experiment_for_write(self, conn: Connection, experiment_id: int, stages=None):
-        raise NotImplementedError
-
-    def _experiment(self, conn: Connection, experiment_id: int, stages=None):
-        raise NotImplementedError
-
-    def _run(self, conn: Connection, run_id: str):
-        raise NotImplementedError
-
-    @staticmethod
-    def _check_active(experiment) -> None:
-        raise NotImplementedError
+    # Provided by TrackingService, which mixes this class in (declared for readers and checkers).
+    _experiment_for_write: Callable[..., Any]
+    _experiment: Callable[..., Any]
+    _run: Callable[..., Any]
+    _check_active: Callable[[Any], None]
 
     def _model(self, conn: Connection, model_id: str):
         row = conn.execute(select(t.logged_models).where(t.logged_models.c.model_id == model_id)).first()

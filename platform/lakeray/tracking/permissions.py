@@ -14,6 +14,9 @@ Nothing is cached: a grant or a revocation applies to the next call.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from sqlalchemy import delete, select
 from sqlalchemy.engine import Connection
 
@@ -64,8 +67,8 @@ class ExperimentPermissions:
     db: Database
     audit: AuditLog
 
-    def _experiment(self, conn: Connection, experiment_id: int):  # provided by the service
-        raise NotImplementedError
+    # Provided by TrackingService, which mixes this class in.
+    _experiment: Callable[..., Any]
 
     def _permissions_of(self, conn: Connection, experiment) -> dict:
         ep = t.experiment_permissions
