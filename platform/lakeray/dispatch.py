@@ -33,6 +33,17 @@ class Operation:
 
     fn: Callable
     mutating: bool
+    #: MLflow's server ignores request fields it does not know (protobuf JSON parsing), so
+    #: clients newer than the server keep working; lenient operations drop unknown fields too.
+    lenient: bool = False
+
+
+def _known_fields(fn: Callable, kwargs: dict) -> dict:
+    """``kwargs`` without the keywords ``fn`` does not take."""
+    params = inspect.signature(fn).parameters
+    if any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        return kwargs
+    return {k: v for k, v in kwargs.items() if k in params}
 
 
 def _call_signature(op: str, kwargs: dict) -> str:
@@ -83,6 +94,8 @@ class Dispatcher:
         if request_id is not None and (not isinstance(request_id, str) or not 0 < len(request_id) <= 128
                                        or "\x00" in request_id):
             raise InvalidArgument("request_id must be a string of 1-128 characters without NUL")
+        if operation.lenient:
+            kwargs = _known_fields(operation.fn, kwargs)
         try:
             inspect.signature(operation.fn).bind(caller, **kwargs)
         except TypeError as e:  # a wrong or missing keyword is the caller's mistake

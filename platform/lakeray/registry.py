@@ -20,9 +20,12 @@ from lakeray.catalog.tables import TableService
 from lakeray.catalog.volumes import VolumeService
 from lakeray.dispatch import Dispatcher, Operation
 from lakeray.errors import InvalidArgument, PermissionDenied
+from lakeray.model_registry.operations import mlflow_operations, uc_operations
+from lakeray.model_registry.service import ModelRegistry
 from lakeray.principals.service import Caller, PrincipalService
 from lakeray.settings import Settings
 from lakeray.storage.db import Database
+from lakeray.tracking.artifacts import ArtifactStore
 
 ST = SecurableType
 #: table writes: idempotent through the request id stored in their Lance commit.
@@ -55,6 +58,9 @@ REREAD: dict[str, Callable[[dict], tuple[str, dict]]] = {
     "update_principal": lambda kw: ("get_principal", {"name": kw["name"]}),
     "add_group_member": lambda kw: ("get_principal", {"name": kw["group"]}),
     "remove_group_member": lambda kw: ("get_principal", {"name": kw["group"]}),
+    "create_registered_model": lambda kw: (
+        "get_registered_model", {"full_name": f"{kw['catalog_name']}.{kw['schema_name']}.{kw['name']}"}),
+    "mlflow_create_registered_model": lambda kw: ("mlflow_get_registered_model", {"name": kw.get("name")}),
 }
 
 
@@ -80,6 +86,8 @@ class Registry(Dispatcher):
         self.tables = TableService(self.catalog, self.audit, self.lineage, settings.table_root)
         self.volumes = VolumeService(self.catalog, self.audit, settings.volume_root)
         self.functions = FunctionService(self.catalog, function_runner)
+        self.store = ArtifactStore(settings.artifact_root, max_bytes=settings.max_artifact_bytes)
+        self.models = ModelRegistry(self.catalog, self.audit, self.store, settings.default_model_schema)
         self.ops = self._operations()
 
     # -- bootstrap -------------------------------------------------------------------------
@@ -211,4 +219,8 @@ class Registry(Dispatcher):
             "record_lineage": (self._record_lineage, write),
             "get_lineage": (self._walk_lineage, read),
         }
-        return {name: Operation(fn, mut) for name, (fn, mut) in table.items()}
+        ops = {name: Operation(fn, mut) for name, (fn, mut) in table.items()}
+        # the model registry: Unity Catalog's shapes, and MLflow's under mlflow_* names
+        ops.update(uc_operations(self.models))
+        ops.update(mlflow_operations(self.models, self.store.root.as_uri()))
+        return ops

@@ -44,6 +44,8 @@ class Settings:
         local_reads: API replicas serve read operations from the stores themselves instead of
             asking the registry actor (``LAKERAY_LOCAL_READS``, default on); needs ``home`` and
             the database reachable from every node that runs an API replica.
+        default_model_schema: where a dot-free MLflow model name is registered
+            (``LAKERAY_DEFAULT_MODEL_SCHEMA``, default ``main.default``).
     """
 
     home: str
@@ -55,6 +57,7 @@ class Settings:
     function_timeout_s: int = 30
     ray_address: str = ""
     local_reads: bool = True
+    default_model_schema: str = "main.default"
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> Settings:
@@ -71,6 +74,7 @@ class Settings:
             function_timeout_s=_int(env, "LAKERAY_FUNCTION_TIMEOUT_S", 30),
             ray_address=env.get("RAY_ADDRESS", ""),
             local_reads=env.get("LAKERAY_LOCAL_READS", "1").lower() not in ("0", "false", "no", "off"),
+            default_model_schema=env.get("LAKERAY_DEFAULT_MODEL_SCHEMA", "main.default"),
         )
 
     @property

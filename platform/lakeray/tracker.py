@@ -12,9 +12,15 @@ from __future__ import annotations
 import json
 import math
 
-from lakeray.catalog.audit import AuditLog
+from sqlalchemy import select
+
+from lakeray.catalog import authz
+from lakeray.catalog import securables as rows
+from lakeray.catalog.audit import AuditLog, denial
+from lakeray.catalog.privileges import Privilege, SecurableType
 from lakeray.dispatch import Dispatcher, Operation
-from lakeray.errors import InvalidArgument, NotFound
+from lakeray.errors import InvalidArgument, NotFound, PermissionDenied
+from lakeray.model_registry.tables import model_versions
 from lakeray.principals.service import Caller, PrincipalService
 from lakeray.settings import Settings
 from lakeray.storage.db import Database
@@ -75,6 +81,8 @@ class Tracker(Dispatcher):
         experiment's permissions decide.
         """
         parts = parse_relative_path(path if path else "", "artifact path")
+        if parts[:1] == ("models",):
+            return self._model_version_target(conn, caller, parts, level, action)
         if len(parts) < 4 or parts[0] != "experiments" or not parts[1].isdigit():
             raise InvalidArgument("artifact paths look like experiments/<id>/<run_id>/artifacts/<path>")
         depth = 5 if parts[2] == "models" else 4
@@ -83,6 +91,27 @@ class Tracker(Dispatcher):
         experiment = self.tracking._experiment(conn, int(parts[1]))
         require(conn, caller, experiment, level, action, "experiment", parts[1])
         return self.store.location_uri(*parts[:depth]), "/".join(parts[depth:])
+
+    def _model_version_target(self, conn, caller: Caller, parts: tuple[str, ...], level: str, action: str):
+        """``models/<model id>/versions/<n>/<path>``: a registered model version's files.
+
+        They are read with EXECUTE on the model (what ``models:/name/1`` downloads need) and
+        never written through the proxy: a version's artifacts are fixed when it is created.
+        """
+        if len(parts) < 4 or parts[2] != "versions" or not parts[3].isdigit():
+            raise InvalidArgument("model artifact paths look like models/<model id>/versions/<n>/<path>")
+        model = rows.find_by_id(conn, parts[1])
+        version = None if model is None else conn.execute(select(model_versions.c.storage_location).where(
+            model_versions.c.model_id == model.id, model_versions.c.version == int(parts[3]))).scalar()
+        if model is None or model.type != SecurableType.REGISTERED_MODEL or version is None:
+            raise NotFound(f"model version artifacts {'/'.join(parts[:4])!r} do not exist")
+        try:
+            if level != READ:
+                raise PermissionDenied("model version artifacts are read-only; register a new version instead")
+            authz.require(conn, caller, model, Privilege.EXECUTE)
+        except PermissionDenied as e:
+            raise denial(e, action, SecurableType.REGISTERED_MODEL.value, model.full_name) from None
+        return version, "/".join(parts[4:])
 
     def upload_artifact(self, caller: Caller, path: str, data: bytes) -> dict:
         """Store one artifact file (EDIT on its experiment)."""
@@ -174,7 +203,7 @@ class Tracker(Dispatcher):
                 continue
             target = getattr(self, op) if op in own else getattr(self.tracking, op)
             mutating = method != "GET" and not op.startswith(("search_", "get_"))
-            ops[op] = Operation(wrap(target), mutating)
+            ops[op] = Operation(wrap(target), mutating, lenient=True)
         ops["upload_artifact"] = Operation(self.upload_artifact, True)
         ops["delete_artifact"] = Operation(self.delete_artifact, True)
         ops["download_artifact"] = Operation(self.download_artifact, False)

@@ -95,6 +95,55 @@ def test_tracker_kill_while_mlflow_clients_log(platform, monkeypatch):
     assert len(acked) == 100
 
 
+def test_registry_kill_while_registering_models(platform, monkeypatch, tmp_path):
+    """Model versions registered through registry-actor kills: every acknowledged version is
+    there, READY, with all its artifacts (the copy and the row commit together)."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", platform.token)
+    client = MlflowClient(platform.url, registry_uri=platform.url)
+    run_id = client.create_run(client.create_experiment("kill-the-registry")).info.run_id
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "MLmodel").write_text("flavors: {}\n")
+    (tmp_path / "model" / "weights.bin").write_bytes(os.urandom(200_000))
+    client.log_artifacts(run_id, str(tmp_path / "model"), "model")
+    name = "main.default.kill_registry"
+    client.create_registered_model(name)
+    acked: list[str] = []
+    errors: list[BaseException] = []
+
+    def register() -> None:
+        c = MlflowClient(platform.url, registry_uri=platform.url)
+        for _ in range(6):
+            try:
+                acked.append(c.create_model_version(name, f"runs:/{run_id}/model", run_id).version)
+            except BaseException as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+                return
+
+    threads = [threading.Thread(target=register) for _ in range(2)]
+    for t in threads:
+        t.start()
+    kills = 0
+    while any(t.is_alive() for t in threads) and kills < 2:
+        time.sleep(1.5)
+        ray.kill(ray.get_actor("registry", namespace="lakeray"), no_restart=False)
+        kills += 1
+    for t in threads:
+        t.join(timeout=300)
+    assert not errors, errors
+    versions = {v.version: v for v in client.search_model_versions(f"name = '{name}'")}
+    assert set(acked) <= set(versions), "an acknowledged version was lost"
+    weights = (tmp_path / "model" / "weights.bin").read_bytes()
+    for number in versions:
+        assert versions[number].status == "READY"
+        uri = client.get_model_version_download_uri(name, number)
+        mlflow.set_tracking_uri(platform.url)
+        local = mlflow.artifacts.download_artifacts(uri, dst_path=str(tmp_path / f"v{number}"))
+        assert open(os.path.join(local, "weights.bin"), "rb").read() == weights
+
+
 def test_down_and_up_keep_all_state(platform):
     c = platform.client("http")
     c.create_catalog("durable")
@@ -115,6 +164,10 @@ def test_down_and_up_keep_all_state(platform):
     run_id = mlc.create_run(mlc.create_experiment("survives-restart")).info.run_id
     mlc.log_metric(run_id, "loss", 0.5, step=3)
     mlc.log_text(run_id, "kept", "notes.txt")
+    mlc.log_text(run_id, "flavors: {}\n", "model/MLmodel")
+    mlc.create_registered_model("main.default.durable_model")
+    mlc.create_model_version("main.default.durable_model", f"runs:/{run_id}/model", run_id)
+    mlc.set_registered_model_alias("main.default.durable_model", "prod", 1)
 
     platform.down()
     platform.up()
@@ -137,3 +190,6 @@ def test_down_and_up_keep_all_state(platform):
 
     mlflow.set_tracking_uri(platform.url)
     assert mlflow.artifacts.load_text(f"runs:/{run_id}/notes.txt") == "kept"
+    mlflow.set_registry_uri(platform.url)
+    assert mlc.get_model_version_by_alias("main.default.durable_model", "prod").version == "1"
+    assert mlflow.artifacts.load_text("models:/main.default.durable_model@prod/MLmodel") == "flavors: {}\n"

@@ -13,7 +13,7 @@ from lakeray.errors import Unavailable
 
 #: read operations are safe to resend after an actor restart.
 READ_PREFIXES = ("get_", "list_", "read_", "describe_", "table_", "whoami", "query_", "effective_",
-                 "download_", "file_", "search_")
+                 "download_", "file_", "search_", "mlflow_get_", "mlflow_search_")
 
 
 class LocalBackend:

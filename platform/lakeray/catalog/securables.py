@@ -108,6 +108,12 @@ def get(conn: Connection, stype: SecurableType, full_name: str) -> Securable:
     return obj
 
 
+def find_by_id(conn: Connection, obj_id: str) -> Securable | None:
+    """The object with that id and its ancestors, or None."""
+    row = conn.execute(select(securables).where(securables.c.id == obj_id)).mappings().first()
+    return None if row is None else _with_parents(conn, _from_row(row))
+
+
 def children(conn: Connection, parent: Securable, stype: SecurableType | None = None,
              after: str | None = None, limit: int | None = None) -> list[Securable]:
     """Direct children of ``parent`` ordered by name (optionally after a name, at most ``limit``)."""
@@ -141,13 +147,13 @@ def top_level(conn: Connection, stype: SecurableType, after: str | None = None,
 def insert(conn: Connection, stype: SecurableType, full_name: str, name: str,
            parent: Securable | None, owner: str, created_by: str, comment: str | None = None,
            properties: dict | None = None, storage_location: str | None = None,
-           spec: dict | None = None, obj_id: str | None = None) -> Securable:
+           spec: dict | None = None, obj_id: str | None = None, tags: dict | None = None) -> Securable:
     """Insert a new object row and return it (with ancestors)."""
     now = now_ms()
     values = dict(
         id=obj_id or new_id(), type=stype.value, full_name=full_name, name=name,
         parent_id=None if parent is None else parent.id, owner=owner, comment=comment,
-        properties=json.dumps(properties or {}), tags="{}", storage_location=storage_location,
+        properties=json.dumps(properties or {}), tags=json.dumps(tags or {}), storage_location=storage_location,
         spec=json.dumps(spec or {}), created_at=now, created_by=created_by, updated_at=now,
         updated_by=created_by)
     conn.execute(securables.insert().values(**values))

@@ -11,6 +11,8 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable
 
+from sqlalchemy.engine import Connection
+
 from lakeray.catalog import authz, names
 from lakeray.catalog import securables as rows
 from lakeray.catalog.audit import AuditLog, denial
@@ -99,6 +101,12 @@ class CatalogService:
         self.on_drop: list[Callable[[list[Securable]], None]] = []
         #: called with a new object inside the create transaction to assign its storage.
         self.locate: dict[SecurableType, Callable[[Securable], str]] = {}
+        #: called inside a drop's transaction with the doomed objects, to delete rows that
+        #: belong to them in other tables (model versions...).
+        self.purge: list[Callable[[Connection, list[Securable]], None]] = []
+        #: whether an object of a type holds contents that are not child securables (a
+        #: registered model's versions): such an object drops only with ``force``.
+        self.has_contents: dict[SecurableType, Callable[[Connection, Securable], bool]] = {}
 
     # -- bootstrap -------------------------------------------------------------------------
     def bootstrap(self, admin: str) -> None:
@@ -153,9 +161,11 @@ class CatalogService:
 
     # -- generic create / get / list / update / delete ------------------------------------
     def create(self, caller: Caller, stype: object, full_name: object, comment: object = None,
-               properties: object = None, spec: dict | None = None, owner: str | None = None) -> dict:
+               properties: object = None, spec: dict | None = None, owner: str | None = None,
+               tags: object = None) -> dict:
         """Create a catalog, schema or leaf object; the caller becomes its owner."""
         t, name = self.parse(stype, full_name)
+        tags = _string_map(tags, "tags")
         if t in (ST.METASTORE,):
             raise InvalidArgument("the metastore cannot be created")
         comment, props = _comment(comment), _string_map(properties, "properties")
@@ -184,7 +194,7 @@ class CatalogService:
                 raise AlreadyExists(f"{t.value.replace('_', ' ')} '{name}' already exists")
             new_owner = names.principal(owner) if owner else caller.name
             obj = rows.insert(conn, t, name, name.rsplit(".", 1)[-1], parent, new_owner, caller.name,
-                              comment=comment, properties=props, spec=spec)
+                              comment=comment, properties=props, spec=spec, tags=tags)
             if t in self.locate:
                 rows.save(conn, obj, caller.name, storage_location=self.locate[t](obj))
             self.audit.record(caller.name, f"create_{t.value}", t.value, name, conn=conn)
@@ -284,9 +294,13 @@ class CatalogService:
                 authz.require_manage(conn, caller, obj)
             except PermissionDenied as e:
                 raise self._denied(caller, f"delete_{t.value}", t, name, e) from None
-            if not force and rows.children(conn, obj, limit=1):
-                raise Conflict(f"{t.value} '{name}' is not empty; pass force=true to drop it with its contents")
+            contents = self.has_contents.get(t)
+            if not force and (rows.children(conn, obj, limit=1) or (contents and contents(conn, obj))):
+                raise Conflict(f"{t.value.replace('_', ' ')} '{name}' is not empty; pass force=true to drop "
+                               "it with its contents")
             doomed = rows.delete_tree(conn, obj)
+            for hook in self.purge:
+                hook(conn, doomed)
             self.audit.record(caller.name, f"delete_{t.value}", t.value, name, conn=conn,
                               detail={"dropped": len(doomed)} if len(doomed) > 1 else None)
         for hook in self.on_drop:

@@ -42,6 +42,13 @@ def to_arrow(data) -> pa.Table:
     raise InvalidArgument(f"unsupported data type {type(data).__name__}")
 
 
+def _three(full_name: str) -> tuple[str, str, str]:
+    parts = full_name.split(".") if isinstance(full_name, str) else []
+    if len(parts) != 3:
+        raise InvalidArgument(f"expected a full name catalog.schema.name, got {full_name!r}")
+    return parts[0], parts[1], parts[2]
+
+
 class Client:
     """Catalog, tables, volumes, functions, principals, audit and lineage."""
 
@@ -220,6 +227,65 @@ class Client:
         """Call a function in a Ray task; returns its value."""
         out = self._write("execute_function", full_name=full_name, parameters=parameters, timeout_s=timeout_s)
         return out["value"]
+
+
+    # -- registered models (the model registry) -----------------------------------------
+    def create_registered_model(self, full_name: str, comment: str | None = None) -> dict:
+        """Create ``catalog.schema.model`` (CREATE MODEL on the schema); you become its owner."""
+        catalog, schema, name = _three(full_name)
+        return self._write("create_registered_model", catalog_name=catalog, schema_name=schema, name=name,
+                           comment=comment)
+
+    def get_registered_model(self, full_name: str) -> dict:
+        """A registered model with its aliases (EXECUTE)."""
+        return self._read("get_registered_model", full_name=full_name)
+
+    def list_registered_models(self, catalog_name: str | None = None, schema_name: str | None = None,
+                               max_results: int | None = None, page_token: str | None = None) -> dict:
+        """Models you may read, in one schema or everywhere."""
+        return self._read("list_registered_models", catalog_name=catalog_name, schema_name=schema_name,
+                          max_results=max_results, page_token=page_token)
+
+    def update_registered_model(self, full_name: str, **changes) -> dict:
+        """Change ``comment`` or ``owner``, or rename (``new_name``) within the schema."""
+        return self._write("update_registered_model", full_name=full_name, **changes)
+
+    def delete_registered_model(self, full_name: str, force: bool = False) -> None:
+        """Drop a model; one with versions needs ``force=True``."""
+        self._write("delete_registered_model", full_name=full_name, force=force)
+
+    def create_model_version(self, full_name: str, source: str, run_id: str | None = None,
+                             comment: str | None = None) -> dict:
+        """Register ``source`` (``runs:/<run>/<path>``, ``models:/m-<id>``...) as the next version;
+        its artifacts are copied into the model's managed storage."""
+        catalog, schema, name = _three(full_name)
+        return self._write("create_model_version", catalog_name=catalog, schema_name=schema, model_name=name,
+                           source=source, run_id=run_id, comment=comment)
+
+    def get_model_version(self, full_name: str, version: int) -> dict:
+        return self._read("get_model_version", full_name=full_name, version=version)
+
+    def list_model_versions(self, full_name: str, max_results: int | None = None,
+                            page_token: str | None = None) -> dict:
+        """A model's versions, newest first."""
+        return self._read("list_model_versions", full_name=full_name, max_results=max_results,
+                          page_token=page_token)
+
+    def update_model_version(self, full_name: str, version: int, comment: str) -> dict:
+        return self._write("update_model_version", full_name=full_name, version=version, comment=comment)
+
+    def delete_model_version(self, full_name: str, version: int) -> None:
+        self._write("delete_model_version", full_name=full_name, version=version)
+
+    def set_model_alias(self, full_name: str, alias: str, version: int) -> dict:
+        """Point ``alias`` at a version (moving it if it exists)."""
+        return self._write("set_registered_model_alias", full_name=full_name, alias=alias, version_num=version)
+
+    def delete_model_alias(self, full_name: str, alias: str) -> None:
+        self._write("delete_registered_model_alias", full_name=full_name, alias=alias)
+
+    def get_model_version_by_alias(self, full_name: str, alias: str) -> dict:
+        return self._read("get_model_version_by_alias", full_name=full_name, alias=alias)
 
     # -- permissions -----------------------------------------------------------------------
     def get_permissions(self, securable_type: str, full_name: str, principal: str | None = None) -> dict:

@@ -86,3 +86,36 @@ class PermissionsChange(Body):
 
 class UpdatePermissions(Body):
     changes: list[PermissionsChange]
+
+
+class CreateRegisteredModel(Body):
+    catalog_name: str
+    schema_name: str
+    name: str
+    comment: str | None = None
+    storage_location: str | None = Field(None, description="Not supported: managed storage is the platform's.")
+
+
+class UpdateRegisteredModel(Body):
+    comment: str | None = None
+    new_name: str | None = None
+    owner: str | None = None
+
+
+class CreateModelVersion(Body):
+    catalog_name: str
+    schema_name: str
+    model_name: str
+    source: str = Field(description="runs:/<run_id>/<path>, models:/m-<id>, or a platform artifact URI.")
+    run_id: str | None = None
+    comment: str | None = None
+
+
+class UpdateModelVersion(Body):
+    comment: str | None = None
+
+
+class SetRegisteredModelAlias(Body):
+    version_num: int
+    alias: str | None = Field(None, description="Optional; the alias in the path wins.")
+    full_name: str | None = Field(None, description="Optional; the name in the path wins.")

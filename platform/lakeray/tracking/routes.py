@@ -1,8 +1,10 @@
 """MLflow's REST API (``/api/2.0/mlflow`` and the proxied ``/api/2.0/mlflow-artifacts``).
 
-Routes are generated from :data:`lakeray.tracking.operations.ENDPOINTS`: the JSON body of a
-POST/PATCH (or the query parameters of a GET/DELETE) becomes the keyword arguments of the
-tracker operation, and its return value is the response body, as MLflow's server sends it.
+Routes are generated from :data:`lakeray.tracking.operations.ENDPOINTS` (tracking, served by
+the tracker) and :data:`lakeray.model_registry.operations.MLFLOW_ENDPOINTS` (the model
+registry, served by the registry): the query parameters and the JSON body (the mlflow client
+sends one with POST, PATCH and DELETE) become the keyword arguments of the operation, and its
+return value is the response body, as MLflow's server sends it.
 """
 
 # No `from __future__ import annotations` here: the generated endpoints are closures, which
@@ -13,6 +15,7 @@ from fastapi import APIRouter, Request, Response
 
 from lakeray.api.app import call
 from lakeray.errors import InvalidArgument
+from lakeray.model_registry.operations import MLFLOW_ENDPOINTS
 from lakeray.tracking.operations import ENDPOINTS
 
 router = APIRouter(tags=["mlflow"])
@@ -44,7 +47,9 @@ async def _body_args(request: Request) -> dict:
 
 def _endpoint(method: str, op: str):
     async def endpoint(request: Request) -> dict:
-        args = await _body_args(request) if method in ("POST", "PATCH") else _query_args(request)
+        args = _query_args(request)
+        if method != "GET":
+            args.update(await _body_args(request))
         for key, value in request.path_params.items():
             args[key] = value
         return await call(request, op, **args)
@@ -54,7 +59,7 @@ def _endpoint(method: str, op: str):
     return endpoint
 
 
-for _method, _path, _op in ENDPOINTS:
+for _method, _path, _op in ENDPOINTS + MLFLOW_ENDPOINTS:
     router.add_api_route(PREFIX + _path, _endpoint(_method, _op), methods=[_method])
 
 

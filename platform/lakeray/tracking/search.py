@@ -107,7 +107,7 @@ _ENTITY_ALIASES = {
 }
 
 
-def _entities(*names: str, extra: tuple[str, ...] = ()) -> dict[str, str]:
+def entity_aliases(*names: str, extra: tuple[str, ...] = ()) -> dict[str, str]:
     # The "attr" and "run" spellings of attributes are MLflow's for runs only.
     run_only = {"attr", "run"}
     return {alias: canon for alias, canon in _ENTITY_ALIASES.items()
@@ -116,7 +116,7 @@ def _entities(*names: str, extra: tuple[str, ...] = ()) -> dict[str, str]:
 
 RUNS = Grammar(
     what="runs",
-    entities=_entities("metric", "param", "tag", "attribute", "dataset", extra=("attr", "run")),
+    entities=entity_aliases("metric", "param", "tag", "attribute", "dataset", extra=("attr", "run")),
     string_attributes=frozenset({"run_id", "run_name", "status", "user_id", "artifact_uri"}),
     numeric_attributes=frozenset({"start_time", "end_time"}),
     attribute_aliases={"created": "start_time", "Created": "start_time", "run name": "run_name",
@@ -126,13 +126,13 @@ RUNS = Grammar(
 )
 EXPERIMENTS = Grammar(
     what="experiments",
-    entities=_entities("tag", "attribute"),
+    entities=entity_aliases("tag", "attribute"),
     string_attributes=frozenset({"name", "experiment_id"}),
     numeric_attributes=frozenset({"creation_time", "last_update_time"}),
 )
 LOGGED_MODELS = Grammar(
     what="logged models",
-    entities=_entities("metric", "param", "tag", "attribute"),
+    entities=entity_aliases("metric", "param", "tag", "attribute"),
     string_attributes=frozenset({"name", "model_id", "experiment_id", "status", "model_type",
                                  "source_run_id"}),
     numeric_attributes=frozenset({"creation_timestamp", "last_updated_timestamp"}),

@@ -34,7 +34,7 @@ from sqlalchemy import (
 from lakeray.storage.models import metadata
 
 
-def _bytes_string(length: int) -> String:
+def bytes_string(length: int) -> String:
     # Byte-wise comparison on PostgreSQL (its default collation follows the locale and
     # ignores punctuation); SQLite compares bytes already.
     return String(length).with_variant(String(length, collation="C"), "postgresql")
@@ -54,7 +54,7 @@ experiments = Table(
     metadata,
     # Integer ids as MLflow's SQL store has them; "0" is the Default experiment.
     Column("experiment_id", Integer, primary_key=True, autoincrement=False),
-    Column("name", _bytes_string(500), nullable=False, unique=True),
+    Column("name", bytes_string(500), nullable=False, unique=True),
     Column("artifact_location", Text, nullable=False),  # under the artifact root, any length
     Column("lifecycle_stage", String(32), nullable=False),
     Column("creation_time", BigInteger, nullable=False),
@@ -66,7 +66,7 @@ experiment_tags = Table(
     "experiment_tags",
     metadata,
     Column("experiment_id", Integer, ForeignKey("experiments.experiment_id"), primary_key=True),
-    Column("key", _bytes_string(250), primary_key=True),
+    Column("key", bytes_string(250), primary_key=True),
     Column("value", _bytes_text(), nullable=False),
 )
 
@@ -87,9 +87,9 @@ runs = Table(
     metadata,
     Column("run_id", String(32), primary_key=True),
     Column("experiment_id", Integer, ForeignKey("experiments.experiment_id"), nullable=False),
-    Column("name", _bytes_string(250), nullable=False),
-    Column("user_id", _bytes_string(255), nullable=False),
-    Column("status", _bytes_string(20), nullable=False),
+    Column("name", bytes_string(250), nullable=False),
+    Column("user_id", bytes_string(255), nullable=False),
+    Column("status", bytes_string(20), nullable=False),
     Column("start_time", BigInteger, nullable=False),
     Column("end_time", BigInteger, nullable=True),
     Column("deleted_time", BigInteger, nullable=True),
@@ -103,7 +103,7 @@ run_tags = Table(
     "run_tags",
     metadata,
     Column("run_id", String(32), ForeignKey("runs.run_id"), primary_key=True),
-    Column("key", _bytes_string(250), primary_key=True),
+    Column("key", bytes_string(250), primary_key=True),
     Column("value", _bytes_text(), nullable=False),
 )
 
@@ -111,7 +111,7 @@ run_params = Table(
     "run_params",
     metadata,
     Column("run_id", String(32), ForeignKey("runs.run_id"), primary_key=True),
-    Column("key", _bytes_string(250), primary_key=True),
+    Column("key", bytes_string(250), primary_key=True),
     Column("value", _bytes_text(), nullable=False),
 )
 
@@ -121,7 +121,7 @@ run_metrics = Table(
     "run_metrics",
     metadata,
     Column("run_id", String(32), ForeignKey("runs.run_id"), primary_key=True),
-    Column("key", _bytes_string(250), primary_key=True),
+    Column("key", bytes_string(250), primary_key=True),
     Column("timestamp", BigInteger, primary_key=True),
     Column("step", BigInteger, primary_key=True),
     Column("value", _double(), primary_key=True),
@@ -132,7 +132,7 @@ run_latest_metrics = Table(
     "run_latest_metrics",
     metadata,
     Column("run_id", String(32), ForeignKey("runs.run_id"), primary_key=True),
-    Column("key", _bytes_string(250), primary_key=True),
+    Column("key", bytes_string(250), primary_key=True),
     Column("value", _double(), nullable=False),
     Column("timestamp", BigInteger, nullable=False),
     Column("step", BigInteger, nullable=False),
@@ -145,8 +145,8 @@ tracking_datasets = Table(
     metadata,
     Column("dataset_uuid", String(36), primary_key=True),
     Column("experiment_id", Integer, ForeignKey("experiments.experiment_id"), nullable=False),
-    Column("name", _bytes_string(500), nullable=False),
-    Column("digest", _bytes_string(36), nullable=False),
+    Column("name", bytes_string(500), nullable=False),
+    Column("digest", bytes_string(36), nullable=False),
     Column("source_type", String(36), nullable=False),
     Column("source", Text, nullable=False),
     Column("schema", Text, nullable=True),
@@ -185,14 +185,14 @@ logged_models = Table(
     metadata,
     Column("model_id", String(36), primary_key=True),
     Column("experiment_id", Integer, ForeignKey("experiments.experiment_id"), nullable=False),
-    Column("name", _bytes_string(500), nullable=False),
+    Column("name", bytes_string(500), nullable=False),
     Column("artifact_location", Text, nullable=False),
     Column("creation_timestamp_ms", BigInteger, nullable=False),
     Column("last_updated_timestamp_ms", BigInteger, nullable=False),
-    Column("status", _bytes_string(16), nullable=False),  # PENDING | READY | FAILED
+    Column("status", bytes_string(16), nullable=False),  # PENDING | READY | FAILED
     Column("lifecycle_stage", String(32), nullable=False),
-    Column("model_type", _bytes_string(500), nullable=True),
-    Column("source_run_id", _bytes_string(32), nullable=True),
+    Column("model_type", bytes_string(500), nullable=True),
+    Column("source_run_id", bytes_string(32), nullable=True),
     Column("status_message", String(1000), nullable=True),
     Column("creator", String(255), nullable=False),
 )
@@ -202,7 +202,7 @@ logged_model_params = Table(
     "logged_model_params",
     metadata,
     Column("model_id", String(36), ForeignKey("logged_models.model_id"), primary_key=True),
-    Column("param_key", _bytes_string(255), primary_key=True),
+    Column("param_key", bytes_string(255), primary_key=True),
     Column("param_value", _bytes_text(), nullable=False),
 )
 
@@ -210,7 +210,7 @@ logged_model_tags = Table(
     "logged_model_tags",
     metadata,
     Column("model_id", String(36), ForeignKey("logged_models.model_id"), primary_key=True),
-    Column("tag_key", _bytes_string(255), primary_key=True),
+    Column("tag_key", bytes_string(255), primary_key=True),
     Column("tag_value", _bytes_text(), nullable=False),
 )
 
@@ -218,7 +218,7 @@ logged_model_metrics = Table(
     "logged_model_metrics",
     metadata,
     Column("model_id", String(36), ForeignKey("logged_models.model_id"), primary_key=True),
-    Column("metric_name", _bytes_string(500), primary_key=True),
+    Column("metric_name", bytes_string(500), primary_key=True),
     Column("metric_timestamp_ms", BigInteger, primary_key=True),
     Column("metric_step", BigInteger, primary_key=True),
     Column("run_id", String(32), ForeignKey("runs.run_id"), primary_key=True),

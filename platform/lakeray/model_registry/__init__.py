@@ -1,0 +1,1 @@
+"""The model registry: registered models are catalog securables, versions live beside them."""
