@@ -115,11 +115,26 @@ class Tracker(Dispatcher):
 
     def upload_artifact(self, caller: Caller, path: str, data: bytes) -> dict:
         """Store one artifact file (EDIT on its experiment)."""
+        target = self.artifact_target(caller, path, write=True)
+        size = self.store.upload(target["location"], target["path"], data)
+        return self.record_artifact_upload(caller, path, size)
+
+    def artifact_target(self, caller: Caller, path: str, write: bool = False) -> dict:
+        """Where a proxied artifact path lives, after the permission check (EDIT to write, READ to
+        read): ``{"location", "path"}``. API replicas that share the artifact root stream file
+        bodies there themselves instead of sending them through this actor."""
+        action = "upload_artifact" if write else "download_artifact"
         with self.db.read() as conn:
-            location, rel = self._artifact_target(conn, caller, path, EDIT, "upload_artifact")
-        if not rel:
+            location, rel = self._artifact_target(conn, caller, path, EDIT if write else READ, action)
+        if write and not rel:
             raise InvalidArgument("give the artifact's file path after .../artifacts/")
-        size = self.store.upload(location, rel, data)
+        return {"location": location, "path": rel}
+
+    def record_artifact_upload(self, caller: Caller, path: str, size: int) -> dict:
+        """Audit a finished upload (EDIT on its experiment, checked again)."""
+        self.artifact_target(caller, path, write=True)
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise InvalidArgument("size must be a non-negative integer")
         self.audit.record(caller.name, "upload_artifact", "experiment", path.split("/")[1],
                           detail={"path": path, "bytes": size})
         return {}
@@ -205,6 +220,8 @@ class Tracker(Dispatcher):
             mutating = method != "GET" and not op.startswith(("search_", "get_"))
             ops[op] = Operation(wrap(target), mutating, lenient=True)
         ops["upload_artifact"] = Operation(self.upload_artifact, True)
+        ops["artifact_target"] = Operation(self.artifact_target, False)
+        ops["record_artifact_upload"] = Operation(self.record_artifact_upload, True)
         ops["delete_artifact"] = Operation(self.delete_artifact, True)
         ops["download_artifact"] = Operation(self.download_artifact, False)
         ops["list_artifacts"] = Operation(self.list_artifacts, False)

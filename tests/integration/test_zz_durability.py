@@ -15,6 +15,22 @@ pytestmark = pytest.mark.ray
 WRITERS, PER_WRITER = 4, 30
 
 
+def run_killing(actor: str, workers: list, kills: int, every_s: float) -> int:
+    """Run ``workers`` in threads while killing ``actor`` every ``every_s`` seconds (at most
+    ``kills`` times, Ray restarts it); returns how many kills happened."""
+    threads = [threading.Thread(target=work) for work in workers]
+    for t in threads:
+        t.start()
+    done = 0
+    while any(t.is_alive() for t in threads) and done < kills:
+        time.sleep(every_s)
+        ray.kill(ray.get_actor(actor, namespace="lakeray"), no_restart=False)
+        done += 1
+    for t in threads:
+        t.join(timeout=300)
+    return done
+
+
 def test_actor_kill_during_concurrent_writers_loses_and_duplicates_nothing(platform):
     admin = platform.client("ray")
     table = "main.default.kill_test"
@@ -34,16 +50,8 @@ def test_actor_kill_during_concurrent_writers_loses_and_duplicates_nothing(platf
             with lock:
                 acked.append((w, seq))
 
-    threads = [threading.Thread(target=writer, args=(w,)) for w in range(WRITERS)]
-    for t in threads:
-        t.start()
-    kills = 0
-    while any(t.is_alive() for t in threads) and kills < 3:
-        time.sleep(1.5)
-        ray.kill(ray.get_actor("registry", namespace="lakeray"), no_restart=False)
-        kills += 1
-    for t in threads:
-        t.join(timeout=300)
+    kills = run_killing(actor="registry", workers=[lambda w=w: writer(w) for w in range(WRITERS)],
+                        kills=3, every_s=1.5)
     assert not errors, errors
     assert kills >= 1
     rows = admin.read_table(table).to_pylist()
@@ -77,17 +85,10 @@ def test_tracker_kill_while_mlflow_clients_log(platform, monkeypatch):
             with lock:
                 acked.append((f"w{w}", step))
 
-    threads = [threading.Thread(target=logger, args=(w,)) for w in range(4)]
-    for t in threads:
-        t.start()
-    kills = 0
-    while any(t.is_alive() for t in threads) and kills < 2:
-        time.sleep(2)
-        ray.kill(ray.get_actor("tracker", namespace="lakeray"), no_restart=False)
-        kills += 1
-    for t in threads:
-        t.join(timeout=300)
+    kills = run_killing(actor="tracker", workers=[lambda w=w: logger(w) for w in range(4)],
+                        kills=2, every_s=2)
     assert not errors, errors
+    assert kills >= 1
     for w in range(4):
         steps = [m.step for m in client.get_metric_history(run_id, f"w{w}")]
         assert len(steps) == len(set(steps)), "a metric landed twice"
@@ -122,17 +123,10 @@ def test_registry_kill_while_registering_models(platform, monkeypatch, tmp_path)
                 errors.append(e)
                 return
 
-    threads = [threading.Thread(target=register) for _ in range(2)]
-    for t in threads:
-        t.start()
-    kills = 0
-    while any(t.is_alive() for t in threads) and kills < 2:
-        time.sleep(1.5)
-        ray.kill(ray.get_actor("registry", namespace="lakeray"), no_restart=False)
-        kills += 1
-    for t in threads:
-        t.join(timeout=300)
+    kills = run_killing(actor="registry", workers=[register for _ in range(2)],
+                        kills=2, every_s=1.5)
     assert not errors, errors
+    assert kills >= 1
     versions = {v.version: v for v in client.search_model_versions(f"name = '{name}'")}
     assert set(acked) <= set(versions), "an acknowledged version was lost"
     weights = (tmp_path / "model" / "weights.bin").read_bytes()

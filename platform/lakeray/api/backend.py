@@ -36,9 +36,17 @@ class LocalBackend:
     async def call(self, op: str, token: str, request_id: str | None = None, **kwargs):
         return await asyncio.to_thread(self.dispatcher(op).call, op, token, request_id, **kwargs)
 
+    def artifact_store(self):
+        """The artifact store this process can write itself (file bodies skip the actor)."""
+        return self.dispatcher("upload_artifact").store
+
 
 class ActorBackend:
     """Calls the owning actor; a restarting actor is retried briefly, then 503."""
+
+    def artifact_store(self):
+        """None: this process has no stores; file bodies go through the tracker actor."""
+        return None
 
     def __init__(self, actor_getter, retry_s: float = 30.0):
         self._get = actor_getter  # actor name -> handle
@@ -87,6 +95,10 @@ class HybridBackend:
 
             self._local = LocalBackend(open_dispatchers(self.settings))
         return self._local
+
+    def artifact_store(self):
+        """The artifact store, opened in this replica over the shared artifact root."""
+        return self._reader().artifact_store()
 
     async def call(self, op: str, token: str, request_id: str | None = None, **kwargs):
         reader = self._reader()

@@ -19,11 +19,9 @@ from __future__ import annotations
 import base64
 import errno
 import os
-import re
 import shutil
 import stat
 import tempfile
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -35,23 +33,22 @@ from lakeray.catalog.securables import Securable
 from lakeray.catalog.service import CatalogService
 from lakeray.errors import AlreadyExists, Conflict, InvalidArgument, LakerayError, NotFound, PayloadTooLarge
 from lakeray.principals.service import Caller
+from lakeray.storage.files import (
+    PERCENT,
+    TMP_PREFIX,
+    check_characters,
+    check_segment,
+    fsync_dir,
+    lstat,
+    show,
+)
 
 P = Privilege
 ST = SecurableType
 PREFIX = "/Volumes/"
-MAX_PATH = 4096
-MAX_SEGMENT_BYTES = 255
 DEFAULT_MAX_FILE_BYTES = 5 * 1024**3
 MAX_PAGE = 1000
 #: temp files of in-flight uploads; hidden from listings and reserved.
-TMP_PREFIX = ".lakeray-tmp-"
-_PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
-_BAD_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
-
-
-def _show(value: str) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 @dataclass(frozen=True)
@@ -73,26 +70,6 @@ class VolumePath:
         return base + "/" + self.rel if self.parts else base
 
 
-def _segment(seg: str, path: str) -> None:
-    if seg == "":
-        raise InvalidArgument(f"empty path segment ('//') in {_show(path)}")
-    if seg in (".", ".."):
-        raise InvalidArgument(f"'{seg}' segments are not allowed in volume paths: {_show(path)}")
-    if seg.startswith("~"):
-        raise InvalidArgument(f"path segments may not start with '~': {_show(path)}")
-    if seg.startswith(TMP_PREFIX):
-        raise InvalidArgument(f"names starting with {TMP_PREFIX!r} are reserved: {_show(path)}")
-    try:
-        size = len(seg.encode("utf-8"))
-    except UnicodeEncodeError:
-        raise InvalidArgument(f"path is not valid Unicode: {_show(path)}") from None
-    if size > MAX_SEGMENT_BYTES:
-        raise InvalidArgument(f"a path segment is {size} bytes long; the limit is {MAX_SEGMENT_BYTES}")
-    folded = unicodedata.normalize("NFKC", seg)
-    if folded in (".", "..") or "/" in folded or "\\" in folded or folded.startswith("~"):
-        raise InvalidArgument(f"path segment {_show(seg)} looks like a path separator or '..'")
-
-
 def parse_path(path: object, directory: bool = False) -> VolumePath:
     """Check a ``/Volumes/<catalog>/<schema>/<volume>/<rel>`` path as text; see the module doc.
 
@@ -100,47 +77,25 @@ def parse_path(path: object, directory: bool = False) -> VolumePath:
     """
     if not isinstance(path, str) or not path:
         raise InvalidArgument("path must be a non-empty string like /Volumes/<catalog>/<schema>/<volume>/<file>")
-    if len(path) > MAX_PATH:
-        raise InvalidArgument(f"path is {len(path)} characters long; the limit is {MAX_PATH}")
-    for ch in path:
-        if unicodedata.category(ch) in _BAD_CATEGORIES:
-            raise InvalidArgument(f"path contains the character U+{ord(ch):04X}, which is not allowed "
-                                  "in file names (control, format or unassigned)")
-    if "\\" in path:
-        raise InvalidArgument(f"backslashes are not allowed in volume paths: {_show(path)}")
-    if _PERCENT.search(path):
+    check_characters(path, "volume path")
+    if PERCENT.search(path):
         raise InvalidArgument(f"percent-encoded sequences are not allowed in volume paths; send the decoded "
-                              f"name: {_show(path)}")
+                              f"name: {show(path)}")
     if not path.startswith(PREFIX):
         raise InvalidArgument(f"volume paths look like /Volumes/<catalog>/<schema>/<volume>/<file>; "
-                              f"got {_show(path)}")
+                              f"got {show(path)}")
     body = path[len(PREFIX):]
     if directory and body.endswith("/"):
         body = body[:-1]
     segments = body.split("/")
     if len(segments) < 3:
-        raise InvalidArgument(f"path must name a catalog, schema and volume: {_show(path)}")
+        raise InvalidArgument(f"path must name a catalog, schema and volume: {show(path)}")
     catalog = names.identifier(segments[0], "catalog name")
     schema = names.identifier(segments[1], "schema name")
     volume = names.identifier(segments[2], "volume name")
     for seg in segments[3:]:
-        _segment(seg, path)
+        check_segment(seg, path, "volume path")
     return VolumePath(f"{catalog}.{schema}.{volume}", tuple(segments[3:]))
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _lstat(path: Path) -> os.stat_result | None:
-    try:
-        return os.lstat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
 
 
 def _entry(display: str, name: str, st: os.stat_result) -> dict:
@@ -199,7 +154,7 @@ class VolumeService:
         current = base
         for part in vp.parts:
             current = current / part
-            st = _lstat(current)
+            st = lstat(current)
             if st is None:
                 break
             if stat.S_ISLNK(st.st_mode):
@@ -217,7 +172,7 @@ class VolumeService:
                 current.mkdir(exist_ok=True)
             except (FileExistsError, NotADirectoryError):
                 pass
-            st = _lstat(current)
+            st = lstat(current)
             if st is None or not stat.S_ISDIR(st.st_mode):
                 shown = VolumePath(vp.full_name, parts[:i + 1]).display
                 raise Conflict(f"{shown} is a file, not a directory")
@@ -256,7 +211,7 @@ class VolumeService:
         if not vp.parts:
             raise InvalidArgument(f"{vp.display} is a volume; upload to a file path inside it")
         parent = self._make_dirs(base, vp, vp.parts[:-1])
-        st = _lstat(target)
+        st = lstat(target)
         if st is not None and stat.S_ISDIR(st.st_mode):
             raise Conflict(f"{vp.display} is a directory")
         if st is not None and not overwrite:
@@ -281,7 +236,7 @@ class VolumeService:
         finally:
             if os.path.lexists(tmp):
                 os.unlink(tmp)
-        _fsync_dir(parent)
+        fsync_dir(parent)
         self._record(caller, "volume_upload", obj, vp)
 
     def download(self, caller: Caller, path: str) -> bytes:
@@ -307,7 +262,7 @@ class VolumeService:
     def get_metadata(self, caller: Caller, path: str) -> dict:
         """Path, kind, size and last modification (ms) of a file or directory (needs READ VOLUME)."""
         vp, _, _, target = self._open(caller, path, P.READ_VOLUME, directory=True)
-        st = _lstat(target)
+        st = lstat(target)
         if st is None:
             raise NotFound(f"{vp.display} does not exist")
         name = vp.parts[-1] if vp.parts else vp.full_name.rsplit(".", 1)[-1]
@@ -330,7 +285,7 @@ class VolumeService:
             except (ValueError, UnicodeError):
                 raise InvalidArgument("invalid page_token") from None
         vp, _, _, target = self._open(caller, path, P.READ_VOLUME, directory=True)
-        st = _lstat(target)
+        st = lstat(target)
         if st is None:
             raise NotFound(f"directory {vp.display} does not exist")
         if not stat.S_ISDIR(st.st_mode):
@@ -364,7 +319,7 @@ class VolumeService:
         vp, obj, _, target = self._open(caller, path, P.WRITE_VOLUME)
         if not vp.parts:
             raise InvalidArgument(f"{vp.display} is a volume, not a file; drop the volume instead")
-        st = _lstat(target)
+        st = lstat(target)
         if st is None:
             raise NotFound(f"file {vp.display} does not exist")
         if stat.S_ISDIR(st.st_mode):
@@ -379,7 +334,7 @@ class VolumeService:
         vp, obj, _, target = self._open(caller, path, P.WRITE_VOLUME, directory=True)
         if not vp.parts:
             raise InvalidArgument(f"{vp.display} is the volume's root; drop the volume instead")
-        st = _lstat(target)
+        st = lstat(target)
         if st is None:
             raise NotFound(f"directory {vp.display} does not exist")
         if not stat.S_ISDIR(st.st_mode):

@@ -19,69 +19,39 @@ import re
 import secrets
 import shutil
 import stat
-import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import suppress
 from pathlib import Path
 from urllib.parse import unquote
 
 from lakeray.errors import Conflict, InvalidArgument, NotFound, PayloadTooLarge
+from lakeray.storage.files import (
+    PERCENT,
+    TMP_PREFIX,
+    check_characters,
+    check_segment,
+    fsync_dir,
+    lstat,
+    show,
+)
 
 CHUNK = 1024 * 1024
-MAX_PATH = 4096
-MAX_SEGMENT_BYTES = 255
 DEFAULT_MAX_BYTES = 5 * 1024**3
-#: temp files and trees of in-flight writes; hidden from listings, reserved as names.
-TMP_PREFIX = ".lakeray-tmp-"
-_PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
 _DRIVE = re.compile(r"[A-Za-z]:(/|$)")
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
 _MODEL_ID = re.compile(r"m-[0-9a-f]{32}")
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-_BAD_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 _URI_TRICKS = {"#": "'#' (a URI fragment)", "?": "'?' (a query string)", ";": "';' (URI parameters)"}
 _SOURCES = "runs:/<run_id>/<path>, models:/m-<model id> or a file:// URI under the platform artifact root"
 
 
-def _show(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
 def _check_text(text: str, what: str, shown: str | None = None) -> None:
     """Checks every path, location and source gets on its raw text (``shown`` in messages)."""
-    shown = _show(text if shown is None else shown)
-    if len(text) > MAX_PATH:
-        raise InvalidArgument(f"{what} is {len(text)} characters long; the limit is {MAX_PATH}")
-    for ch in text:
-        if unicodedata.category(ch) in _BAD_CATEGORIES:
-            name = "NUL" if ch == "\x00" else f"U+{ord(ch):04X}"
-            raise InvalidArgument(f"{what} contains the character {name} (control, format or unassigned), "
-                                  f"which is not allowed: {shown}")
-    if "\\" in text:
-        raise InvalidArgument(f"{what} contains a backslash, which is not allowed: {shown}")
+    check_characters(text, what, shown)
     for ch, name in _URI_TRICKS.items():
         if ch in text:
-            raise InvalidArgument(f"{what} may not contain {name}: {shown}")
-
-
-def _check_segment(seg: str, path: str, what: str) -> None:
-    if seg == "":
-        raise InvalidArgument(f"{what} has an empty segment ('//'): {_show(path)}")
-    if seg in (".", ".."):
-        raise InvalidArgument(f"{what} may not contain '{seg}' segments: {_show(path)}")
-    if seg.startswith("~"):
-        raise InvalidArgument(f"{what} segments may not start with '~': {_show(path)}")
-    if seg.startswith(TMP_PREFIX):
-        raise InvalidArgument(f"names starting with {TMP_PREFIX!r} are reserved: {_show(path)}")
-    size = len(seg.encode("utf-8"))  # surrogates were refused already, so this encodes
-    if size > MAX_SEGMENT_BYTES:
-        raise InvalidArgument(f"{what} has a segment of {size} bytes; the limit is {MAX_SEGMENT_BYTES}")
-    # A file system or a later tool that normalises Unicode must not turn a name into '..' or '/'.
-    folded = unicodedata.normalize("NFKC", seg)
-    if folded in (".", "..") or "/" in folded or "\\" in folded or folded.startswith("~"):
-        raise InvalidArgument(f"{what} segment {_show(seg)} looks like a path separator or '..'")
+            raise InvalidArgument(f"{what} may not contain {name}: {show(text if shown is None else shown)}")
 
 
 def parse_relative_path(path: object, what: str = "artifact path") -> tuple[str, ...]:
@@ -97,37 +67,18 @@ def parse_relative_path(path: object, what: str = "artifact path") -> tuple[str,
     if not isinstance(path, str):
         raise InvalidArgument(f"{what} must be a string, got {type(path).__name__}")
     _check_text(path, what)
-    if _PERCENT.search(path):
+    if PERCENT.search(path):
         raise InvalidArgument(f"{what} contains a percent-encoded sequence; send the decoded name: "
-                              f"{_show(path)}")
+                              f"{show(path)}")
     if path.startswith("/") or _DRIVE.match(path):
-        raise InvalidArgument(f"{what} must be relative, not absolute: {_show(path)}")
+        raise InvalidArgument(f"{what} must be relative, not absolute: {show(path)}")
     body = path.rstrip("/")
     if not body:
         return ()
     parts = tuple(body.split("/"))
     for seg in parts:
-        _check_segment(seg, path, what)
+        check_segment(seg, path, what)
     return parts
-
-
-def _lstat(path: Path) -> os.stat_result | None:
-    try:
-        return os.lstat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    except OSError as e:
-        if e.errno == errno.ENAMETOOLONG:
-            raise InvalidArgument("artifact path is too long for the file system") from None
-        raise
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _check_cap(value: object) -> int:
@@ -163,16 +114,16 @@ def _open_regular(path: Path, shown: str):
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except (FileNotFoundError, NotADirectoryError):
-        raise NotFound(f"artifact {_show(shown)} does not exist") from None
+        raise NotFound(f"artifact {show(shown)} does not exist") from None
     except OSError as e:
         if e.errno == errno.ELOOP:  # a link planted between the lstat walk and this open
-            raise InvalidArgument(f"artifact {_show(shown)} is a symbolic link") from None
+            raise InvalidArgument(f"artifact {show(shown)} is a symbolic link") from None
         raise
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
         os.close(fd)
         kind = "a directory; list it instead" if stat.S_ISDIR(mode) else "not a regular file"
-        raise InvalidArgument(f"artifact {_show(shown)} is {kind}")
+        raise InvalidArgument(f"artifact {show(shown)} is {kind}")
     return os.fdopen(fd, "rb")
 
 
@@ -211,7 +162,7 @@ class ArtifactStore:
         """The ``file://`` URI of a location under the root, e.g. ``("experiments", "3", run_id)``."""
         parts = parse_relative_path("/".join(segments), "location")
         if not parts or any("%" in p for p in parts):  # '%' would not survive the URI round trip
-            raise InvalidArgument(f"invalid location segments: {_show(segments)}")
+            raise InvalidArgument(f"invalid location segments: {show(segments)}")
         return self.root.joinpath(*parts).as_uri()
 
     def _uri_parts(self, uri: object, what: str) -> tuple[str, ...]:
@@ -223,26 +174,26 @@ class ArtifactStore:
             match = _SCHEME.match(uri)
             kind = f"the scheme '{match.group(1)}:'" if match else "no scheme"
             raise InvalidArgument(f"{what} must be a file:// URI under the platform artifact root; "
-                                  f"{_show(uri)} has {kind}")
+                                  f"{show(uri)} has {kind}")
         if not uri.startswith("file://"):
-            raise InvalidArgument(f"{what} must be written file:///<absolute path>: {_show(uri)}")
+            raise InvalidArgument(f"{what} must be written file:///<absolute path>: {show(uri)}")
         rest = uri[len("file://"):]
         if not rest.startswith("/"):
             # file://host/p is a remote (SMB/UNC) path on some systems; only this server's files count.
             raise InvalidArgument(f"{what} names a host; only file:///<path> on this server is allowed: "
-                                  f"{_show(uri)}")
+                                  f"{show(uri)}")
         try:
             decoded = unquote(rest, errors="strict")  # exactly once: URIs we generate are encoded once
         except UnicodeDecodeError:
-            raise InvalidArgument(f"{what} is not valid percent-encoded UTF-8: {_show(uri)}") from None
+            raise InvalidArgument(f"{what} is not valid percent-encoded UTF-8: {show(uri)}") from None
         _check_text(decoded, what, uri)  # %00, %5c, %23, %3f, %3b decode into refused characters
         if decoded.rstrip("/") == self._prefix[:-1]:
             raise InvalidArgument(f"{what} is the artifact root itself; it must be a directory inside it")
         if not decoded.startswith(self._prefix):
-            raise InvalidArgument(f"{what} is not inside the platform artifact root: {_show(uri)}")
+            raise InvalidArgument(f"{what} is not inside the platform artifact root: {show(uri)}")
         rel = decoded[len(self._prefix):]
         if "%" in rel:  # still encoded after one decode: %252e and friends
-            raise InvalidArgument(f"{what} is percent-encoded more than once: {_show(uri)}")
+            raise InvalidArgument(f"{what} is percent-encoded more than once: {show(uri)}")
         return parse_relative_path(rel, what)
 
     def _confine(self, loc_parts: tuple[str, ...], rel_parts: tuple[str, ...]) -> Path:
@@ -250,12 +201,12 @@ class ArtifactStore:
         current = self.root
         for i, part in enumerate((*loc_parts, *rel_parts)):
             current = current / part
-            st = _lstat(current)
+            st = lstat(current)
             if st is None:
                 break
             if stat.S_ISLNK(st.st_mode):
                 shown = "/".join((*loc_parts, *rel_parts)[:i + 1])
-                raise InvalidArgument(f"artifact path goes through a symbolic link ({_show(shown)}), "
+                raise InvalidArgument(f"artifact path goes through a symbolic link ({show(shown)}), "
                                       "which is never followed")
         location = self.root.joinpath(*loc_parts)
         target = location.joinpath(*rel_parts)
@@ -280,7 +231,7 @@ class ArtifactStore:
 
     def exists(self, location_uri: str, rel_path: str = "") -> bool:
         """Whether the file or directory exists (bad paths still raise InvalidArgument)."""
-        return _lstat(self._locate(location_uri, rel_path)[2]) is not None
+        return lstat(self._locate(location_uri, rel_path)[2]) is not None
 
     def _make_dirs(self, parts: tuple[str, ...], created: list[Path]) -> Path:
         """mkdir -p from the root, recording what was created so a failed write can undo it."""
@@ -290,11 +241,11 @@ class ArtifactStore:
             with suppress(FileExistsError):
                 os.mkdir(current)
                 created.append(current)
-            st = _lstat(current)
+            st = lstat(current)
             if st is None or stat.S_ISLNK(st.st_mode):  # appeared or vanished under us
                 raise InvalidArgument("artifact path changed while it was being written")
             if not stat.S_ISDIR(st.st_mode):
-                raise Conflict(f"{_show('/'.join(parts[:i + 1]))} is a file, not a directory")
+                raise Conflict(f"{show('/'.join(parts[:i + 1]))} is a file, not a directory")
         return current
 
     # -- files -----------------------------------------------------------------------------
@@ -317,9 +268,9 @@ class ArtifactStore:
         tmp: Path | None = None
         try:
             parent = self._make_dirs((*loc_parts, *rel_parts[:-1]), created)
-            st = _lstat(target)
+            st = lstat(target)
             if st is not None and stat.S_ISDIR(st.st_mode):
-                raise Conflict(f"artifact path {_show(rel_path)} is a directory")
+                raise Conflict(f"artifact path {show(rel_path)} is a directory")
             tmp = parent / f"{TMP_PREFIX}{secrets.token_hex(8)}"
             size = 0
             with os.fdopen(os.open(tmp, _NEW_FILE, 0o644), "wb") as f:
@@ -336,7 +287,7 @@ class ArtifactStore:
             _undo(tmp, created)
             raise
         for path in {parent, *(p.parent for p in created)}:  # make the new names durable
-            _fsync_dir(path)
+            fsync_dir(path)
         return size
 
     def _open_file(self, location_uri: str, rel_path: str):
@@ -361,7 +312,7 @@ class ArtifactStore:
         missing directory or a file lists as ``[]``. Links and special files are not listed.
         """
         _, rel_parts, target = self._locate(location_uri, rel_path)
-        st = _lstat(target)
+        st = lstat(target)
         if st is None or not stat.S_ISDIR(st.st_mode):
             return []
         out = []
@@ -384,14 +335,14 @@ class ArtifactStore:
     def delete(self, location_uri: str, rel_path: str = "") -> bool:
         """Delete a file or a directory tree (``""``: the whole location); False if it was absent."""
         _, _, target = self._locate(location_uri, rel_path)
-        st = _lstat(target)
+        st = lstat(target)
         if st is None:
             return False  # deleting twice is fine: retried requests must not fail
         if stat.S_ISDIR(st.st_mode):
             shutil.rmtree(target)  # fd-based on Linux: never follows links inside the tree
         else:
             os.unlink(target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
         return True
 
     def copy_tree(self, src_location: str, dst_location: str, src_path: str = "") -> int:
@@ -408,12 +359,12 @@ class ArtifactStore:
         src_all = (*src_loc, *src_rel)
         if src_all[:len(dst_parts)] == dst_parts or dst_parts[:len(src_all)] == src_all:
             raise InvalidArgument("source and destination of a copy may not contain each other")
-        st = _lstat(src)
+        st = lstat(src)
         if st is None:
-            raise NotFound(f"artifacts to copy do not exist: {_show(src_path or src_location)}")
+            raise NotFound(f"artifacts to copy do not exist: {show(src_path or src_location)}")
         if not stat.S_ISDIR(st.st_mode):
-            raise InvalidArgument(f"artifacts to copy must be a directory: {_show(src_path or src_location)}")
-        dst_st = _lstat(dst)
+            raise InvalidArgument(f"artifacts to copy must be a directory: {show(src_path or src_location)}")
+        dst_st = lstat(dst)
         if dst_st is not None and (not stat.S_ISDIR(dst_st.st_mode) or os.listdir(dst)):
             raise Conflict("the destination location already holds artifacts")
         plan = self._plan(src, ())
@@ -433,7 +384,7 @@ class ArtifactStore:
                     fdst.flush()
                     os.fsync(fdst.fileno())
             for rel in [(), *(rel for rel, is_dir in plan if is_dir)]:
-                _fsync_dir(tmp.joinpath(*rel))
+                fsync_dir(tmp.joinpath(*rel))
             try:
                 os.rename(tmp, dst)  # onto a missing or empty directory: all or nothing
             except OSError as e:
@@ -443,7 +394,7 @@ class ArtifactStore:
         except BaseException:
             _undo(tmp, created)
             raise
-        _fsync_dir(parent)
+        fsync_dir(parent)
         return sum(1 for _, is_dir in plan if not is_dir)
 
     def _plan(self, base: Path, rel: tuple[str, ...]) -> list[tuple[tuple[str, ...], bool]]:
@@ -462,7 +413,7 @@ class ArtifactStore:
             elif stat.S_ISREG(mode):
                 out.append((child, False))
             else:
-                raise InvalidArgument(f"artifacts to copy contain a link or special file: {_show('/'.join(child))}")
+                raise InvalidArgument(f"artifacts to copy contain a link or special file: {show('/'.join(child))}")
         return out
 
 
@@ -484,10 +435,10 @@ def check_model_source(source: object, store: ArtifactStore,
     if scheme == "runs":
         rest = source[len("runs:"):]
         if not rest.startswith("/") or rest.startswith("//"):
-            raise InvalidArgument(f"runs: sources look like runs:/<run_id>/<path>: {_show(source)}")
+            raise InvalidArgument(f"runs: sources look like runs:/<run_id>/<path>: {show(source)}")
         run_id, _, path = rest[1:].partition("/")
         if not _RUN_ID.fullmatch(run_id):
-            raise InvalidArgument(f"run id in a runs:/ source must be 32 lower-case hex digits: {_show(source)}")
+            raise InvalidArgument(f"run id in a runs:/ source must be 32 lower-case hex digits: {show(source)}")
         out = {"kind": "run", "run_id": run_id, "path": "/".join(parse_relative_path(path, "run artifact path"))}
         if run_artifact_uri_lookup is not None:
             out["location"] = run_artifact_uri_lookup(run_id)
@@ -497,11 +448,11 @@ def check_model_source(source: object, store: ArtifactStore,
         model_id = source[len("models:/"):] if source.startswith("models:/") else ""
         if not _MODEL_ID.fullmatch(model_id):
             raise InvalidArgument("a models:/ source must name a logged model, models:/m-<32 hex digits>; "
-                                  f"registered-model URIs are not sources: {_show(source)}")
+                                  f"registered-model URIs are not sources: {show(source)}")
         return {"kind": "logged_model", "model_id": model_id, "path": ""}
     if scheme == "file":
         parts = store._uri_parts(source, "model version source")
         store._confine(parts, ())
         return {"kind": "file", "path": "/".join(parts), "location": store.root.joinpath(*parts).as_uri()}
     kind = f"the scheme '{scheme}:'" if scheme else "no scheme"
-    raise InvalidArgument(f"model version source {_show(source)} has {kind}; it must be {_SOURCES}")
+    raise InvalidArgument(f"model version source {show(source)} has {kind}; it must be {_SOURCES}")

@@ -49,7 +49,8 @@ ENDPOINTS: list[tuple[str, str, str]] = [
 ]
 
 #: the proxied artifact API (``/api/2.0/mlflow-artifacts``), served by the tracker too.
-ARTIFACT_OPERATIONS = frozenset({"upload_artifact", "download_artifact", "list_artifacts", "delete_artifact"})
+ARTIFACT_OPERATIONS = frozenset({"upload_artifact", "download_artifact", "list_artifacts", "delete_artifact",
+                                 "artifact_target", "record_artifact_upload"})
 
 #: every operation the tracker actor owns (everything else belongs to the registry).
 TRACKER_OPERATIONS = frozenset({op for _, _, op in ENDPOINTS}) | ARTIFACT_OPERATIONS

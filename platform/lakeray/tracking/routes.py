@@ -9,9 +9,12 @@ return value is the response body, as MLflow's server sends it.
 
 # No `from __future__ import annotations` here: the generated endpoints are closures, which
 # Ray Serve pickles by value, and string annotations would not resolve in the replica.
+import asyncio
 import json
+import tempfile
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import StreamingResponse
 
 from lakeray.api.app import call
 from lakeray.errors import InvalidArgument
@@ -21,6 +24,8 @@ from lakeray.tracking.operations import ENDPOINTS
 router = APIRouter(tags=["mlflow"])
 PREFIX = "/api/2.0/mlflow"
 ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
+#: uploads larger than this are spooled to a temp file instead of memory.
+SPOOL_BYTES = 8 * 1024 * 1024
 
 
 def _query_args(request: Request) -> dict:
@@ -63,18 +68,48 @@ for _method, _path, _op in ENDPOINTS + MLFLOW_ENDPOINTS:
     router.add_api_route(PREFIX + _path, _endpoint(_method, _op), methods=[_method])
 
 
+async def _spool(request: Request):
+    """The request body in a temp file (in memory up to SPOOL_BYTES), read as it streams in."""
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
+    try:
+        async for chunk in request.stream():
+            spool.write(chunk)
+    except BaseException:
+        spool.close()
+        raise
+    spool.seek(0)
+    return spool
+
+
 @router.put(ARTIFACTS + "/{path:path}")
 async def upload_artifact(path: str, request: Request) -> dict:
-    """Upload one artifact file (``mlflow-artifacts:/<path>``)."""
-    await call(request, "upload_artifact", path=path, data=await request.body())
+    """Upload one artifact file (``mlflow-artifacts:/<path>``).
+
+    Where the API replica shares the artifact root (local reads on), the body streams to disk
+    here after the permission check, and only the audit record goes to the tracker actor; else
+    the bytes go through the actor.
+    """
+    store = request.app.state.backend.artifact_store()
+    if store is None:
+        await call(request, "upload_artifact", path=path, data=await request.body())
+        return {}
+    target = await call(request, "artifact_target", path=path, write=True)
+    with await _spool(request) as body:
+        size = await asyncio.to_thread(store.upload, target["location"], target["path"], body)
+    await call(request, "record_artifact_upload", path=path, size=size)
     return {}
 
 
 @router.get(ARTIFACTS + "/{path:path}")
 async def download_artifact(path: str, request: Request) -> Response:
-    """Download one artifact file."""
-    data = await call(request, "download_artifact", path=path)
-    return Response(data, media_type="application/octet-stream")
+    """Download one artifact file (streamed from disk where the replica shares the artifact root)."""
+    store = request.app.state.backend.artifact_store()
+    if store is None:
+        data = await call(request, "download_artifact", path=path)
+        return Response(data, media_type="application/octet-stream")
+    target = await call(request, "artifact_target", path=path)
+    chunks = await asyncio.to_thread(store.download, target["location"], target["path"])
+    return StreamingResponse(chunks, media_type="application/octet-stream")
 
 
 @router.get(ARTIFACTS)
