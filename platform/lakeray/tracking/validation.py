@@ -169,12 +169,11 @@ def view_type(value: object) -> tuple[str, ...]:
 
 
 def _entry(item: object, what: str, fields: tuple[str, ...]) -> dict:
+    """The known fields of one object of a request; unknown ones are dropped, as MLflow's server
+    drops them (protobuf JSON parsing with ignore_unknown_fields), so newer clients keep working."""
     if not isinstance(item, dict):
         raise InvalidArgument(f"{what} must be an object with {', '.join(fields)}")
-    unknown = set(item) - set(fields)
-    if unknown:
-        raise InvalidArgument(f"{what} has unknown field(s) {', '.join(sorted(map(str, unknown)))}")
-    return item
+    return {k: v for k, v in item.items() if k in fields}
 
 
 def _list(items: object, what: str, limit: int) -> list:
