@@ -40,3 +40,4 @@ status:
 
 bench: install
 	$(PY) benchmarks/catalog_api.py
+	$(PY) benchmarks/tracking.py

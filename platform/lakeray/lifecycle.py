@@ -7,7 +7,11 @@ admin token to ``LAKERAY_HOME/credentials`` (mode 0600).
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -69,10 +73,56 @@ def connect_ray(settings: Settings, start: bool) -> bool:
         raise Unavailable("no Ray cluster is running: run `lakeray up`")
     # A `ray start` head outlives this process, so the platform keeps running after `up`.
     # The dashboard carries the Jobs API (`ray job submit`); bind it to loopback only.
+    # Its own session, so every process of this cluster (GCS, raylet, dashboard, workers) shares
+    # one process group, which `down` stops without touching other Ray clusters on the machine.
     cmd = [_ray_bin(), "start", "--head", "--disable-usage-stats", "--dashboard-host=127.0.0.1"]
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    (Path(settings.home) / STARTED_MARKER).write_text(str(time.time()))
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     ray.init(address="auto", **kwargs)
+    group = _cluster_group()
+    (Path(settings.home) / STARTED_MARKER).write_text(json.dumps({"started_at": time.time(), "pgid": group}))
+    return True
+
+
+def _groups() -> dict[int, set[str]]:
+    """Process group id -> the command names in it (``ps`` works on Linux and macOS)."""
+    out = subprocess.run(["ps", "-eo", "pgid=,comm="], capture_output=True, text=True, check=False).stdout
+    groups: dict[int, set[str]] = {}
+    for line in out.splitlines():
+        pgid, _, comm = line.strip().partition(" ")
+        if pgid.isdigit():
+            groups.setdefault(int(pgid), set()).add(comm.strip().rsplit("/", 1)[-1])
+    return groups
+
+
+def _cluster_group() -> int | None:
+    """The process group of the GCS server of the cluster this driver is connected to."""
+    import ray
+
+    port = ray.get_runtime_context().gcs_address.rpartition(":")[2]
+    out = subprocess.run(["ps", "-eo", "pgid=,args="], capture_output=True, text=True, check=False).stdout
+    for line in out.splitlines():
+        pgid, _, args = line.strip().partition(" ")
+        if "gcs_server" in args and f"--gcs_server_port={port}" in args and pgid.isdigit():
+            return int(pgid)
+    return None
+
+
+def stop_cluster(pgid: int | None, grace_s: float = 15.0) -> bool:
+    """Stop the Ray cluster ``up`` started (its process group): SIGTERM, then SIGKILL.
+
+    Only a group that still holds a Ray GCS server or raylet is signalled (a recycled group id
+    is left alone). Returns whether a cluster was stopped.
+    """
+    if not pgid or not ({"gcs_server", "raylet"} & _groups().get(pgid, set())):
+        return False
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, sig)
+        deadline = time.monotonic() + grace_s
+        while pgid in _groups() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if pgid not in _groups():
+            break
     return True
 
 
@@ -149,8 +199,12 @@ def down(settings: Settings, stop_ray: bool | None = None) -> dict:
     if stop_ray is None:
         stop_ray = marker.exists()
     if stop_ray:
-        subprocess.run([_ray_bin(), "stop", "--force"], check=False, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
+        try:
+            pgid = json.loads(marker.read_text()).get("pgid")
+        except (OSError, ValueError, AttributeError):
+            pgid = None
+        # Never `ray stop`: it stops every Ray cluster on the machine, not just this one.
+        stop_cluster(pgid)
         marker.unlink(missing_ok=True)
     return {"stopped": True, "stopped_ray": bool(stop_ray), "home": settings.home}
 
