@@ -70,6 +70,10 @@ class Dispatcher:
     self_idempotent: frozenset[str] = frozenset()
     #: writes whose result is secret and is therefore never stored for replay.
     unclaimed: frozenset[str] = frozenset()
+    #: whether an API replica may run this dispatcher's writes itself. True only where all
+    #: state is in the shared database and artifact root (the database serialises writers and
+    #: holds the request ids), so no write order or memory lives in the actor.
+    replica_writes: bool = False
 
     db: Database
     audit: AuditLog

@@ -15,16 +15,28 @@ pytestmark = pytest.mark.ray
 WRITERS, PER_WRITER = 4, 30
 
 
+def api_replica():
+    """The handle of the running HTTP API replica (Serve restarts a killed one)."""
+    from ray.util.state import list_actors
+
+    for info in list_actors(filters=[("state", "=", "ALIVE")]):
+        if info.name and info.name.startswith("SERVE_REPLICA::lakeray#api"):
+            return ray.get_actor(info.name, namespace="serve")
+    raise AssertionError("no API replica is running")
+
+
 def run_killing(actor: str, workers: list, kills: int, every_s: float) -> int:
-    """Run ``workers`` in threads while killing ``actor`` every ``every_s`` seconds (at most
-    ``kills`` times, Ray restarts it); returns how many kills happened."""
+    """Run ``workers`` in threads while killing ``actor`` (an actor name, or ``"api"`` for the
+    HTTP API replica) every ``every_s`` seconds, at most ``kills`` times (Ray and Serve restart
+    it); returns how many kills happened."""
     threads = [threading.Thread(target=work) for work in workers]
     for t in threads:
         t.start()
     done = 0
     while any(t.is_alive() for t in threads) and done < kills:
         time.sleep(every_s)
-        ray.kill(ray.get_actor(actor, namespace="lakeray"), no_restart=False)
+        victim = api_replica() if actor == "api" else ray.get_actor(actor, namespace="lakeray")
+        ray.kill(victim, no_restart=False)
         done += 1
     for t in threads:
         t.join(timeout=300)
@@ -61,9 +73,10 @@ def test_actor_kill_during_concurrent_writers_loses_and_duplicates_nothing(platf
     assert len(acked) == WRITERS * PER_WRITER
 
 
-def test_tracker_kill_while_mlflow_clients_log(platform, monkeypatch):
-    """mlflow clients keep logging through tracker restarts: every acknowledged metric is
-    there once (identical re-logs after a retry are no-ops, as in MLflow's SQL store)."""
+def test_api_replica_kill_while_mlflow_clients_log(platform, monkeypatch):
+    """mlflow clients keep logging while the API replica that runs their writes is killed and
+    restarted: every acknowledged metric is there once (a retry after a lost response re-logs
+    identical rows, which are no-ops, as in MLflow's SQL store)."""
     from mlflow import MlflowClient
     from mlflow.entities import Metric
 
@@ -85,7 +98,7 @@ def test_tracker_kill_while_mlflow_clients_log(platform, monkeypatch):
             with lock:
                 acked.append((f"w{w}", step))
 
-    kills = run_killing(actor="tracker", workers=[lambda w=w: logger(w) for w in range(4)],
+    kills = run_killing(actor="api", workers=[lambda w=w: logger(w) for w in range(4)],
                         kills=2, every_s=2)
     assert not errors, errors
     assert kills >= 1

@@ -75,13 +75,14 @@ class ActorBackend:
 
 
 class HybridBackend:
-    """Reads in this process, writes through the owning actor.
+    """Reads in this process, writes through the owning actor (tracking writes in this process too).
 
     Read operations (list, get, read rows, permission checks, searches) run on dispatchers
     opened in the API replica over the same durable stores, so the hot path has no actor
-    round trip. Every write still goes to its actor, the single writer that owns request-id
-    replay and write ordering. Writes commit before they are acknowledged, so a read after a
-    write sees it.
+    round trip. Registry writes go to the registry actor, the single writer that owns per-table
+    write order; writes of dispatchers whose whole state is the database (``replica_writes``:
+    the tracker) run here too, the database serialising writers and holding request ids.
+    Writes commit before they are acknowledged, so a read after a write sees it.
     """
 
     def __init__(self, settings, actor_getter):
@@ -102,7 +103,8 @@ class HybridBackend:
 
     async def call(self, op: str, token: str, request_id: str | None = None, **kwargs):
         reader = self._reader()
-        operation = reader.dispatcher(op).ops.get(op)
-        if operation is not None and not operation.mutating:
+        dispatcher = reader.dispatcher(op)
+        operation = dispatcher.ops.get(op)
+        if operation is not None and (not operation.mutating or dispatcher.replica_writes):
             return await reader.call(op, token, request_id, **kwargs)
         return await self.writes.call(op, token, request_id, **kwargs)
