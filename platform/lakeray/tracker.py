@@ -24,12 +24,11 @@ from lakeray.model_registry.tables import model_versions
 from lakeray.principals.service import Caller, PrincipalService
 from lakeray.settings import Settings
 from lakeray.storage.db import Database
-from lakeray.tracking.artifacts import ArtifactStore, parse_relative_path
+from lakeray.tracking.artifacts import ArtifactStore, parse_relative_path, proxied
 from lakeray.tracking.operations import ENDPOINTS
 from lakeray.tracking.permissions import EDIT, READ, require
 from lakeray.tracking.service import TrackingService
 
-PROXY_SCHEME = "mlflow-artifacts:"
 #: query-string fields that are integers in MLflow's REST API (GET requests send text).
 _INT_FIELDS = ("max_results",)
 
@@ -70,8 +69,8 @@ class Tracker(Dispatcher):
             return {k: self._outward(v) for k, v in value.items()}
         if isinstance(value, list):
             return [self._outward(v) for v in value]
-        if isinstance(value, str) and value.startswith(self._root_uri + "/"):
-            return PROXY_SCHEME + value[len(self._root_uri):]
+        if isinstance(value, str):
+            return proxied(value, self._root_uri)
         if isinstance(value, float) and not math.isfinite(value):
             # protobuf's JSON form, which MLflow's server sends and its client parses
             return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")

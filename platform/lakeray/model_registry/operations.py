@@ -13,6 +13,7 @@ from lakeray.errors import InvalidArgument
 from lakeray.model_registry import render
 from lakeray.model_registry.service import ModelRegistry
 from lakeray.principals.service import Caller
+from lakeray.tracking.artifacts import proxied
 
 MLFLOW_ENDPOINTS: list[tuple[str, str, str]] = [
     ("POST", "/registered-models/create", "mlflow_create_registered_model"),
@@ -133,7 +134,7 @@ def mlflow_operations(models: ModelRegistry, root_uri: str) -> dict[str, Operati
 
     def get_model_version_download_uri(caller: Caller, name=None, version=None) -> dict:
         view = m.get_version(caller, name, version)
-        return {"artifact_uri": render.proxied(view["storage_location"], root_uri)}
+        return {"artifact_uri": proxied(view["storage_location"], root_uri)}
 
     def transition_model_version_stage(caller: Caller, name=None, version=None, stage=None,
                                        archive_existing_versions=None) -> dict:

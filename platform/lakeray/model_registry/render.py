@@ -11,15 +11,6 @@ import uuid
 
 from lakeray.catalog.info import render as render_securable
 
-PROXY_SCHEME = "mlflow-artifacts:"
-
-
-def proxied(location: str, root_uri: str) -> str:
-    """A ``file://`` location under the artifact root as the ``mlflow-artifacts:/`` URI clients use."""
-    if location.startswith(root_uri + "/"):
-        return PROXY_SCHEME + location[len(root_uri):]
-    return location
-
 
 # -- MLflow -----------------------------------------------------------------------------------
 def mlflow_version(view: dict) -> dict:

@@ -22,10 +22,8 @@ from lakeray.catalog.privileges import Privilege, SecurableType
 from lakeray.errors import InvalidArgument, NotFound, PermissionDenied
 from lakeray.principals.service import Caller
 from lakeray.tracking import tables as t
-from lakeray.tracking.artifacts import ArtifactStore, check_model_source, parse_relative_path
+from lakeray.tracking.artifacts import PROXY_SCHEME, ArtifactStore, check_model_source, parse_relative_path
 from lakeray.tracking.permissions import READ, require
-
-PROXY_SCHEME = "mlflow-artifacts:"
 
 
 @dataclass(frozen=True)
@@ -61,7 +59,7 @@ def _logged_model_source(conn: Connection, caller: Caller, model_id: str, path: 
     return Source(model.artifact_location, path, run_id=model.source_run_id, logged_model_id=model_id)
 
 
-def _version_source(conn: Connection, caller: Caller, store: ArtifactStore, parts: tuple[str, ...]) -> Source:
+def _version_source(conn: Connection, caller: Caller, parts: tuple[str, ...]) -> Source:
     """``models/<model id>/versions/<n>/<path>``: another version's artifacts (EXECUTE on it)."""
     from lakeray.model_registry.tables import model_versions as mv
 
@@ -97,6 +95,6 @@ def resolve_source(conn: Connection, caller: Caller, store: ArtifactStore, sourc
             and parts[4] == "artifacts":
         return _logged_model_source(conn, caller, parts[3], "/".join(parts[5:]))
     if len(parts) >= 4 and parts[0] == "models" and parts[2] == "versions" and parts[3].isdigit():
-        return _version_source(conn, caller, store, parts)
+        return _version_source(conn, caller, parts)
     raise InvalidArgument("a model version source must be a run's or logged model's artifacts or another "
                           f"model version, not {checked['path'][:80]!r}")

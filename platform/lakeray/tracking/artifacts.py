@@ -36,6 +36,8 @@ from lakeray.storage.files import (
 )
 
 CHUNK = 1024 * 1024
+#: how clients see locations under the artifact root (``mlflow server --serve-artifacts``'s scheme).
+PROXY_SCHEME = "mlflow-artifacts:"
 DEFAULT_MAX_BYTES = 5 * 1024**3
 _DRIVE = re.compile(r"[A-Za-z]:(/|$)")
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
@@ -415,6 +417,14 @@ class ArtifactStore:
             else:
                 raise InvalidArgument(f"artifacts to copy contain a link or special file: {show('/'.join(child))}")
         return out
+
+
+def proxied(location: str, root_uri: str) -> str:
+    """A ``file://`` location under the artifact root as the ``mlflow-artifacts:/`` URI clients use
+    (anything else unchanged)."""
+    if location.startswith(root_uri + "/"):
+        return PROXY_SCHEME + location[len(root_uri):]
+    return location
 
 
 def check_model_source(source: object, store: ArtifactStore,
