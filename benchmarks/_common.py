@@ -125,9 +125,10 @@ class Lakeray:
 
 @contextlib.contextmanager
 def running_lakeray(port: int | None = None, ray_address: str | None = None,
-                    keep_home: bool = False) -> Iterator[Lakeray]:
+                    keep_home: bool = False, extra_env: dict | None = None) -> Iterator[Lakeray]:
     """``lakeray up`` in a temporary LAKERAY_HOME on a private Ray head (or on ``ray_address``),
-    then ``lakeray down``; yields a :class:`Lakeray`."""
+    with ``extra_env`` (``LAKERAY_*`` settings) on top, then ``lakeray down``; yields a
+    :class:`Lakeray`."""
     with contextlib.ExitStack() as stack:
         if ray_address:
             head = RayHead(ray_address)
@@ -137,7 +138,7 @@ def running_lakeray(port: int | None = None, ray_address: str | None = None,
         port = port or free_port()
         home = Path(tempfile.mkdtemp(prefix="lakeray-bench-"))
         env = {**os.environ, "LAKERAY_HOME": str(home), "LAKERAY_PORT": str(port), "RAY_ADDRESS": head.address,
-               **RAY_ENV}
+               **RAY_ENV, **(extra_env or {})}
         env.pop("LAKERAY_TOKEN", None)
         cli = [sys.executable, "-m", "lakeray.cli"]
         print(f"starting lakeray in {home} on http://127.0.0.1:{port} (Ray at {head.address}) ...", flush=True)

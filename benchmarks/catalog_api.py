@@ -3,7 +3,8 @@
 Catalog API latency and throughput against a bare Ray Serve echo deployment, in one run.
 
 lakeray is brought up in a temporary LAKERAY_HOME on a private Ray head (see ``_common.py``),
-and a bare Serve echo app is deployed next to it behind the same HTTP proxy. Rounds are
+and a bare Serve echo app is deployed next to it behind Ray Serve's HTTP proxy (lakeray's API
+replicas serve their own port; ``LAKERAY_SERVE_PROXY_PORT`` starts the proxy beside them). Rounds are
 interleaved (echo, get table, permission check, echo, ...) so both see the same machine state.
 Printed: p50/p99 at concurrency 1, QPS at ``--concurrency``, and each ratio to the echo.
 Target (the Foundation issue): get-table p50 <= 2x the bare echo.
@@ -18,7 +19,7 @@ import threading
 import time
 
 import requests
-from _common import RAY_ENV, percentile, running_lakeray
+from _common import RAY_ENV, free_port, percentile, running_lakeray
 
 TABLE = "main.default.bench_table"
 USER = "bench_reader"
@@ -58,7 +59,7 @@ def throughput(headers: dict, url: str, seconds: float, concurrency: int) -> flo
 
 
 def deploy_echo() -> None:
-    """A bare Serve deployment behind the same proxy, at /bench-echo."""
+    """A bare Serve deployment behind Serve's proxy, at /bench-echo."""
     from ray import serve
     from starlette.requests import Request
 
@@ -81,7 +82,9 @@ def main() -> None:
     p.add_argument("--ray-address", default=None, help="run on this Ray cluster instead of a private head")
     args = p.parse_args()
 
-    with running_lakeray(port=args.port, ray_address=args.ray_address) as lake:
+    proxy_port = free_port()
+    with running_lakeray(port=args.port, ray_address=args.ray_address,
+                         extra_env={"LAKERAY_SERVE_PROXY_PORT": str(proxy_port)}) as lake:
         os.environ.update(RAY_ENV)
         import ray
 
@@ -90,7 +93,8 @@ def main() -> None:
 
         ray.init(address=lake.ray.address, namespace="lakeray", log_to_driver=False, logging_level="ERROR")
         try:
-            run(args, lake, lakeray.connect(lake.url, token=lake.token, settings=Settings.from_env(lake.env)))
+            admin = lakeray.connect(lake.url, token=lake.token, settings=Settings.from_env(lake.env))
+            run(args, lake, f"http://127.0.0.1:{proxy_port}", admin)
         finally:
             try:
                 from ray import serve
@@ -101,7 +105,7 @@ def main() -> None:
             ray.shutdown()
 
 
-def run(args, lake, admin) -> None:
+def run(args, lake, proxy_url: str, admin) -> None:
     """Set up the table and the reader, then the interleaved rounds and the report."""
     deploy_echo()
     base, admin_token = lake.url, lake.token
@@ -113,7 +117,7 @@ def run(args, lake, admin) -> None:
     user_token = admin.create_token(principal=USER)["token_value"]
 
     targets = {
-        "bare echo": (base + "/bench-echo", {}),
+        "bare echo": (proxy_url + "/bench-echo", {}),
         "get table": (f"{base}/api/2.1/unity-catalog/tables/{TABLE}",
                       {"Authorization": f"Bearer {admin_token}"}),
         "permission check": (f"{base}/api/2.1/unity-catalog/effective-permissions/table/{TABLE}",

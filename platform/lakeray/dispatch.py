@@ -70,15 +70,20 @@ class Dispatcher:
     self_idempotent: frozenset[str] = frozenset()
     #: writes whose result is secret and is therefore never stored for replay.
     unclaimed: frozenset[str] = frozenset()
-    #: whether an API replica may run this dispatcher's writes itself. True only where all
-    #: state is in the shared database and artifact root (the database serialises writers and
-    #: holds the request ids), so no write order or memory lives in the actor.
-    replica_writes: bool = False
 
     db: Database
     audit: AuditLog
     principals: PrincipalService
     ops: dict[str, Operation]
+
+    def writes_in_replica(self, op: str) -> bool:
+        """Whether an API replica may run write ``op`` itself instead of asking the actor.
+
+        True only for writes whose whole state is the shared database and artifact root (the
+        database serialises writers and holds the request ids), so no write order or memory
+        lives in the actor. None by default.
+        """
+        return False
 
     def call(self, op: str, token: str | None, request_id: str | None = None, **kwargs):
         """Authenticate ``token`` and run operation ``op`` with ``kwargs``."""

@@ -136,6 +136,12 @@ def deploy(settings: Settings, wait_s: float = 120.0) -> str | None:
     from lakeray.api.ingress import ingress_app
 
     settings.ensure_dirs()
+    if settings.http_front == "replica":
+        from lakeray.api.front import check_port_free
+
+        # A clear error before anything is created, not a replica that cannot start; a running
+        # lakeray's own replicas share the port, so a repeated `up` passes.
+        check_port_free(settings.host, settings.port)
     actors = start_all(settings, admin=ADMIN)
     ray.get([a.ping.remote() for a in actors.values()], timeout=wait_s)
     actor = actors[REGISTRY_ACTOR]
@@ -143,10 +149,25 @@ def deploy(settings: Settings, wait_s: float = 120.0) -> str | None:
     if read_credentials(settings.credentials_path) is None:
         new_token = ray.get(actor.issue_admin_token.remote())
         write_credentials(settings.credentials_path, new_token, settings.url, ADMIN)
-    serve.start(http_options={"host": settings.host, "port": settings.port})
+    start_serve(settings)
     serve.run(ingress_app(settings), name=SERVE_APP, route_prefix="/", blocking=False)
     wait_healthy(settings.url, wait_s)
     return new_token
+
+
+def start_serve(settings: Settings) -> None:
+    """Start Ray Serve (a no-op if it runs): its HTTP proxy on the platform's port with the
+    ``proxy`` front; with the ``replica`` front (the replicas listen themselves), the proxy runs
+    only on ``serve_proxy_port``, if one is set."""
+    from ray import serve
+
+    if settings.http_front == "proxy":
+        serve.start(http_options={"host": settings.host, "port": settings.port})
+        return
+    if settings.serve_proxy_port:
+        serve.start(http_options={"host": settings.host, "port": settings.serve_proxy_port})
+    else:
+        serve.start(proxy_location="Disabled")
 
 
 def wait_healthy(url: str, wait_s: float = 120.0) -> None:

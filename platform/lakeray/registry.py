@@ -91,6 +91,12 @@ class Registry(Dispatcher):
         self.ops = self._operations()
 
     # -- bootstrap -------------------------------------------------------------------------
+    def writes_in_replica(self, op: str) -> bool:
+        # Model registry writes are database rows plus files copied under a fresh version
+        # directory, so API replicas run them too. Catalog writes stay in the actor: it owns the
+        # per-table write order of Lance tables (and is the one writer of the catalog tree).
+        return op in self._model_ops
+
     def bootstrap(self, admin: str = "admin") -> None:
         """Create the first admin and the default catalogs (idempotent)."""
         self.principals.ensure_admin(admin)
@@ -221,6 +227,7 @@ class Registry(Dispatcher):
         }
         ops = {name: Operation(fn, mut) for name, (fn, mut) in table.items()}
         # the model registry: Unity Catalog's shapes, and MLflow's under mlflow_* names
-        ops.update(uc_operations(self.models))
-        ops.update(mlflow_operations(self.models, self.store.root.as_uri()))
+        model_ops = {**uc_operations(self.models), **mlflow_operations(self.models, self.store.root.as_uri())}
+        self._model_ops = frozenset(model_ops)
+        ops.update(model_ops)
         return ops

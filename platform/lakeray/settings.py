@@ -18,6 +18,17 @@ TRACKER_ACTOR = "tracker"
 SERVE_APP = "lakeray"
 
 
+#: who listens on the platform's port: the API replicas (default) or Ray Serve's proxy.
+HTTP_FRONTS = ("replica", "proxy")
+
+
+def _choice(env: dict, key: str, choices: tuple[str, ...]) -> str:
+    raw = (env.get(key) or choices[0]).strip().lower()
+    if raw not in choices:
+        raise InvalidArgument(f"{key} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
 def _int(env: dict, key: str, default: int) -> int:
     raw = env.get(key)
     if raw is None or raw == "":
@@ -36,7 +47,12 @@ class Settings:
         home: root of the embedded default (``LAKERAY_HOME``, default ``~/.lakeray``).
         database_url: SQLAlchemy URL of the metadata DB (``LAKERAY_DATABASE_URL``);
             empty means SQLite at ``home/metadata.db``.
-        host, port: where the Serve HTTP proxy binds (``LAKERAY_HOST``/``LAKERAY_PORT``).
+        host, port: where the HTTP API listens (``LAKERAY_HOST``/``LAKERAY_PORT``).
+        http_front: who listens there (``LAKERAY_HTTP_FRONT``): ``replica`` (default), the API
+            replicas themselves, sharing the port; or ``proxy``, Ray Serve's HTTP proxy.
+        serve_proxy_port: with the replica front, a port for Ray Serve's own HTTP proxy
+            (``LAKERAY_SERVE_PROXY_PORT``), for Serve apps deployed next to lakeray;
+            0 (default) starts no proxy.
         max_body_bytes: request body cap, over which requests get 413.
         max_artifact_bytes: the cap for artifact and volume file uploads (bigger bodies).
         function_timeout_s: default wall-clock limit of a catalog function call.
@@ -52,6 +68,8 @@ class Settings:
     database_url: str = ""
     host: str = "127.0.0.1"
     port: int = 8000
+    http_front: str = "replica"
+    serve_proxy_port: int = 0
     max_body_bytes: int = 16 * 1024 * 1024
     max_artifact_bytes: int = 1024 * 1024 * 1024
     function_timeout_s: int = 30
@@ -69,6 +87,8 @@ class Settings:
             database_url=env.get("LAKERAY_DATABASE_URL", ""),
             host=env.get("LAKERAY_HOST", "127.0.0.1"),
             port=_int(env, "LAKERAY_PORT", 8000),
+            http_front=_choice(env, "LAKERAY_HTTP_FRONT", HTTP_FRONTS),
+            serve_proxy_port=_int(env, "LAKERAY_SERVE_PROXY_PORT", 0),
             max_body_bytes=_int(env, "LAKERAY_MAX_BODY_BYTES", 16 * 1024 * 1024),
             max_artifact_bytes=_int(env, "LAKERAY_MAX_ARTIFACT_BYTES", 1024 * 1024 * 1024),
             function_timeout_s=_int(env, "LAKERAY_FUNCTION_TIMEOUT_S", 30),

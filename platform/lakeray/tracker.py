@@ -47,9 +47,6 @@ def _ints(kwargs: dict) -> dict:
 class Tracker(Dispatcher):
     """Experiments, runs, metrics, logged models and artifacts on one metadata DB."""
 
-    # Every tracking write is one database transaction (plus artifact files written atomically):
-    # API replicas run them in-process, which saves the replica -> actor round trip per call.
-    replica_writes = True
 
     def __init__(self, settings: Settings):
         settings.ensure_dirs()
@@ -63,6 +60,11 @@ class Tracker(Dispatcher):
         self.ops = self._operations()
 
     # -- artifact locations: file:// inside, mlflow-artifacts:/ outside ----------------------
+    def writes_in_replica(self, op: str) -> bool:
+        # Every tracking write is one database transaction (plus artifact files written
+        # atomically): API replicas run them in-process, saving the actor round trip per call.
+        return True
+
     def _outward(self, value):
         """Replace server paths in a response with their ``mlflow-artifacts:/`` form."""
         if isinstance(value, dict):

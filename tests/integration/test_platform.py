@@ -3,12 +3,14 @@ the quickstart, a Ray job, and the unmodified unitycatalog-client."""
 
 import json
 import os
+import socket
 import stat
 import subprocess
 import sys
 
 import pyarrow as pa
 import pytest
+import requests
 from tests.conftest import REPO
 
 import lakeray
@@ -134,3 +136,34 @@ def test_revocation_and_grants_take_effect_at_once_over_http(platform):
     admin.update_principal("deactivated", active=False)
     with pytest.raises(lakeray.Unauthenticated):
         other.whoami()
+
+
+def test_the_api_replicas_serve_the_port_without_a_serve_proxy(platform):
+    from ray.util.state import list_actors
+
+    platform.join()
+    proxies = list_actors(filters=[("class_name", "=", "ProxyActor"), ("state", "=", "ALIVE")])
+    assert proxies == []
+    assert requests.get(platform.url + "/healthz", timeout=10).status_code == 200
+    # a repeated `up` passes the port check: the running replicas share the port
+    out = platform.cli("up")
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_up_on_a_port_another_program_holds_fails_fast_with_a_clear_error(platform, tmp_path):
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen(1)
+    port = holder.getsockname()[1]
+    home = tmp_path / "other-home"
+    env = {**platform.env, "LAKERAY_HOME": str(home), "LAKERAY_PORT": str(port)}
+    try:
+        out = subprocess.run([sys.executable, "-m", "lakeray.cli", "up"], env=env, cwd=REPO,
+                             capture_output=True, text=True, timeout=120)
+    finally:
+        holder.close()
+    assert out.returncode != 0
+    assert f"cannot listen on 127.0.0.1:{port}" in out.stdout + out.stderr
+    assert not (home / "credentials").exists()
+    # the running platform was not touched
+    assert platform.client().whoami()["name"] == "admin"

@@ -75,13 +75,14 @@ class ActorBackend:
 
 
 class HybridBackend:
-    """Reads in this process, writes through the owning actor (tracking writes in this process too).
+    """Reads in this process, writes through the owning actor (tracking and model writes here too).
 
     Read operations (list, get, read rows, permission checks, searches) run on dispatchers
     opened in the API replica over the same durable stores, so the hot path has no actor
-    round trip. Registry writes go to the registry actor, the single writer that owns per-table
-    write order; writes of dispatchers whose whole state is the database (``replica_writes``:
-    the tracker) run here too, the database serialising writers and holding request ids.
+    round trip. Catalog writes go to the registry actor, the single writer that owns per-table
+    write order; writes whose whole state is the database and artifact root
+    (``Dispatcher.writes_in_replica``: tracking and the model registry) run here too, the
+    database serialising writers and holding request ids.
     Writes commit before they are acknowledged, so a read after a write sees it.
     """
 
@@ -105,6 +106,6 @@ class HybridBackend:
         reader = self._reader()
         dispatcher = reader.dispatcher(op)
         operation = dispatcher.ops.get(op)
-        if operation is not None and (not operation.mutating or dispatcher.replica_writes):
+        if operation is not None and (not operation.mutating or dispatcher.writes_in_replica(op)):
             return await reader.call(op, token, request_id, **kwargs)
         return await self.writes.call(op, token, request_id, **kwargs)

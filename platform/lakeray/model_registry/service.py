@@ -107,12 +107,17 @@ def check_alias(alias: object) -> str:
     return alias.lower()
 
 
+#: libyaml's safe loader where the wheel has it (~20x faster than the pure-Python one, which
+#: took a quarter of a registration); the same safe subset of YAML either way.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _signature(store: ArtifactStore, location: str) -> str | None:
     """The ``signature`` of the version's MLmodel file as JSON, if there is a readable one."""
     if not store.exists(location, "MLmodel"):
         return None
     try:
-        meta = yaml.safe_load(store.read_bytes(location, "MLmodel"))
+        meta = yaml.load(store.read_bytes(location, "MLmodel"), Loader=_YAML_LOADER)
     except (yaml.YAMLError, LakerayError, UnicodeDecodeError):
         return None  # a malformed MLmodel is the model's problem, not the registration's
     signature = meta.get("signature") if isinstance(meta, dict) else None
