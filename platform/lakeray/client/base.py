@@ -42,6 +42,17 @@ def to_arrow(data) -> pa.Table:
     raise InvalidArgument(f"unsupported data type {type(data).__name__}")
 
 
+def _pairs(mapping: dict | None) -> list[dict]:
+    """``{"k": v}`` as MLflow's ``[{"key": "k", "value": "v"}]``."""
+    return [{"key": str(k), "value": str(v)} for k, v in (mapping or {}).items()]
+
+
+def _now_ms() -> int:
+    import time
+
+    return int(time.time() * 1000)
+
+
 def _three(full_name: str) -> tuple[str, str, str]:
     parts = full_name.split(".") if isinstance(full_name, str) else []
     if len(parts) != 3:
@@ -50,7 +61,7 @@ def _three(full_name: str) -> tuple[str, str, str]:
 
 
 class Client:
-    """Catalog, tables, volumes, functions, principals, audit and lineage."""
+    """Catalog, tables, volumes, functions, models, principals, audit, lineage and tracking."""
 
     def __init__(self, transport):
         self._t = transport
@@ -351,3 +362,83 @@ class Client:
 
     def get_lineage(self, node_type: str, name: str, direction: str = "upstream", depth: int = 1) -> dict:
         return self._read("get_lineage", node_type=node_type, name=name, direction=direction, depth=depth)
+
+    # -- tracking: MLflow's experiments, runs, metrics and artifacts --------------------------
+    def create_experiment(self, name: str, tags: dict | None = None) -> str:
+        """Create an experiment (its artifacts live under the platform's artifact root); returns its id."""
+        return self._write("create_experiment", name=name, tags=_pairs(tags))["experiment_id"]
+
+    def get_experiment_by_name(self, name: str) -> dict:
+        """The experiment named ``name`` (MLflow's shape); NotFound if there is none."""
+        return self._read("get_experiment_by_name", experiment_name=name)["experiment"]
+
+    def set_experiment(self, name: str) -> str:
+        """The id of experiment ``name``, created if missing (as ``mlflow.set_experiment``)."""
+        from lakeray.errors import AlreadyExists, NotFound
+
+        try:
+            return self.get_experiment_by_name(name)["experiment_id"]
+        except NotFound:
+            try:
+                return self.create_experiment(name)
+            except AlreadyExists:  # created by someone else in between
+                return self.get_experiment_by_name(name)["experiment_id"]
+
+    def create_run(self, experiment_id: str, run_name: str | None = None, tags: dict | None = None,
+                   parent_run_id: str | None = None) -> dict:
+        """Start a RUNNING run; ``parent_run_id`` nests it. Returns the run's ``info`` dict."""
+        tags = dict(tags or {})
+        if parent_run_id:
+            tags["mlflow.parentRunId"] = parent_run_id
+        return self._write("create_run", experiment_id=experiment_id, run_name=run_name,
+                           tags=_pairs(tags), start_time=_now_ms())["run"]["info"]
+
+    def get_run(self, run_id: str) -> dict:
+        """The run: ``{"info", "data": {"metrics", "params", "tags"}, "inputs"}``."""
+        return self._read("get_run", run_id=run_id)["run"]
+
+    def log_batch(self, run_id: str, metrics: dict | None = None, params: dict | None = None,
+                  tags: dict | None = None, step: int = 0) -> None:
+        """Log metrics (at ``step``), params and tags of a run in one transaction."""
+        now = _now_ms()
+        points = [{"key": k, "value": float(v), "timestamp": now, "step": int(step)} for k, v in (metrics or {}).items()]
+        self._write("log_batch", run_id=run_id, metrics=points,
+                    params=[{"key": k, "value": str(v)} for k, v in (params or {}).items()], tags=_pairs(tags))
+
+    def end_run(self, run_id: str, status: str = "FINISHED") -> None:
+        """Finish a run as FINISHED, FAILED or KILLED."""
+        self._write("update_run", run_id=run_id, status=status, end_time=_now_ms())
+
+    def get_metric_history(self, run_id: str, key: str) -> list[dict]:
+        """Every point of one metric: ``[{"key", "value", "timestamp", "step"}]``."""
+        return self._read("get_metric_history", run_id=run_id, metric_key=key).get("metrics", [])
+
+    def search_runs(self, experiment_ids: list[str], filter: str | None = None, order_by: list[str] | None = None,
+                    max_results: int = 1000) -> list[dict]:
+        """Runs matching MLflow's filter grammar (first page of up to ``max_results``)."""
+        return self._read("search_runs", experiment_ids=experiment_ids, filter=filter, order_by=order_by,
+                          max_results=max_results).get("runs", [])
+
+    def log_inputs(self, run_id: str, datasets: list[dict]) -> None:
+        """Record datasets as inputs of a run (MLflow's ``[{"dataset": {...}, "tags": [...]}]``)."""
+        self._write("log_inputs", run_id=run_id, datasets=datasets)
+
+    def log_artifact(self, run_id: str, local_path: str | Path, artifact_path: str = "") -> list[str]:
+        """Upload a file, or a directory's files, into the run's artifacts under ``artifact_path``;
+        returns the artifact paths written."""
+        local = Path(local_path)
+        if not local.exists():
+            raise InvalidArgument(f"{local} does not exist")
+        base = self.get_run(run_id)["info"]["artifact_uri"]
+        prefix = "mlflow-artifacts:/"
+        if not base.startswith(prefix):
+            raise InvalidArgument(f"run {run_id} has artifact URI {base!r}, not a proxied one")
+        files = [local] if local.is_file() else sorted(p for p in local.rglob("*") if p.is_file())
+        written = []
+        for f in files:
+            rel = f.name if local.is_file() else f.relative_to(local).as_posix()
+            rel = f"{artifact_path.strip('/')}/{rel}" if artifact_path.strip("/") else rel
+            with open(f, "rb") as fh:
+                self._write("upload_artifact", path=f"{base[len(prefix):]}/{rel}", data=fh)
+            written.append(rel)
+        return written

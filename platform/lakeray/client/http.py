@@ -20,6 +20,7 @@ from lakeray.errors import Unavailable, from_wire
 
 UC = "/api/2.1/unity-catalog"
 LR = "/api/lakeray/v1"
+MLFLOW = "/api/2.0/mlflow"
 
 # op -> (method, path template, where the remaining kwargs go: "json" | "query" | None)
 ROUTES: dict[str, tuple[str, str, str | None]] = {
@@ -81,6 +82,15 @@ ROUTES: dict[str, tuple[str, str, str | None]] = {
     "query_audit": ("GET", LR + "/audit", "query"),
     "record_lineage": ("POST", LR + "/lineage", "json"),
     "get_lineage": ("GET", LR + "/lineage/{node_type}/{name}", "query"),
+    "create_experiment": ("POST", MLFLOW + "/experiments/create", "json"),
+    "get_experiment_by_name": ("GET", MLFLOW + "/experiments/get-by-name", "query"),
+    "create_run": ("POST", MLFLOW + "/runs/create", "json"),
+    "get_run": ("GET", MLFLOW + "/runs/get", "query"),
+    "update_run": ("POST", MLFLOW + "/runs/update", "json"),
+    "log_batch": ("POST", MLFLOW + "/runs/log-batch", "json"),
+    "log_inputs": ("POST", MLFLOW + "/runs/log-inputs", "json"),
+    "get_metric_history": ("GET", MLFLOW + "/metrics/get-history", "query"),
+    "search_runs": ("POST", MLFLOW + "/runs/search", "json"),
 }
 # Responses wrapped in an envelope by the REST API, unwrapped to match the Ray transport.
 _UNWRAP = {"list_principals": "principals", "table_versions": "versions", "list_tokens": "token_infos"}
@@ -107,6 +117,8 @@ class HttpTransport:
             headers[REQUEST_ID_HEADER] = request_id or str(uuid.uuid4())
         attempt = 0
         while True:
+            if hasattr(kwargs.get("data"), "seek"):
+                kwargs["data"].seek(0)  # a retried file upload sends the whole file again
             try:
                 resp = self.session.request(method, self.url + path, headers=headers,
                                             timeout=self.timeout_s, **kwargs)
@@ -199,6 +211,12 @@ class HttpTransport:
     def _op_upload_file(self, mutating, path, data, overwrite=True):
         self.request("PUT", "/api/2.0/fs/files" + quote(path, safe="/"), True, params={"overwrite": str(overwrite).lower()},
                      data=data, headers={"Content-Type": "application/octet-stream"})
+
+    def _op_upload_artifact(self, mutating, path, data, request_id=None):
+        # ``data``: bytes or an open binary file, streamed as the request body
+        self.request("PUT", "/api/2.0/mlflow-artifacts/artifacts/" + quote(path, safe="/"), True, request_id,
+                     data=data, headers={"Content-Type": "application/octet-stream"})
+        return {}
 
     def _op_download_file(self, mutating, path):
         return self.request("GET", "/api/2.0/fs/files" + quote(path, safe="/"), False).content

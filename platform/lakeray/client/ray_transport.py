@@ -38,10 +38,12 @@ class RayTransport:
         return self._actors[name]
 
     def call(self, op: str, mutating: bool = False, **kwargs):
-        """Run ``op`` on the registry; LakerayErrors surface as themselves."""
+        """Run ``op`` on the actor that owns it; LakerayErrors surface as themselves."""
         import ray
         import ray.exceptions as rex
 
+        if op == "upload_artifact" and hasattr(kwargs.get("data"), "read"):
+            kwargs["data"] = kwargs["data"].read()  # actor calls carry bytes, not open files
         request_id = kwargs.pop("request_id", None) or (str(uuid.uuid4()) if mutating else None)
         deadline = time.monotonic() + self.retry_s
         while True:
