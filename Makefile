@@ -8,6 +8,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0  # the CPU build first: see pyproject's train extra
 	$(PY) -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata as md
-import os
 
 import pyarrow as pa
+
+from lakeray.job_context import job_id
 
 MIN_CHARS = 200  # skip packages whose description is a one-liner
 
@@ -43,17 +44,6 @@ def corpus(min_chars: int = MIN_CHARS) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=schema)
 
 
-def _job_id() -> str | None:
-    try:
-        import ray
-
-        if ray.is_initialized():
-            return ray.get_runtime_context().get_job_id()
-    except Exception:  # noqa: BLE001 - lineage without a job id is still useful
-        return None
-    return os.environ.get("RAY_JOB_ID")
-
-
 def load(client, table: str) -> dict:
     """Create or overwrite ``table`` with the corpus through ``client``; returns what was written."""
     import lakeray
@@ -62,11 +52,11 @@ def load(client, table: str) -> dict:
     source = ["external:python-package-metadata"]
     try:
         client.get_table(table)
-        out = client.overwrite(table, data, sources=source, job_id=_job_id())
+        out = client.overwrite(table, data, sources=source, job_id=job_id())
     except lakeray.NotFound:
         client.create_table(table, data=data, comment="READMEs of installed Python packages (METADATA)")
         out = {"version": 1, "num_rows": data.num_rows}
-        client.record_lineage("external", "python-package-metadata", "table", table, job_id=_job_id())
+        client.record_lineage("external", "python-package-metadata", "table", table, job_id=job_id())
     return {"table": table, **out}
 
 

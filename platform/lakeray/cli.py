@@ -1,4 +1,4 @@
-"""The ``lakeray`` command: ``up``, ``down``, ``status``, ``token``, ``whoami``."""
+"""The ``lakeray`` command: ``up``, ``down``, ``status``, ``token``, ``whoami``, ``jobs``."""
 
 from __future__ import annotations
 
@@ -74,6 +74,31 @@ def cmd_token(args, settings: Settings) -> int:
     return 0
 
 
+def cmd_jobs(args, settings: Settings) -> int:
+    from lakeray import job_submission as js
+
+    if args.action == "list":
+        _print({"jobs": js.list_jobs(settings)})
+        return 0
+    if not args.target:
+        print(f"lakeray jobs {args.action} needs a {'job name' if args.action == 'submit' else 'job id'}",
+              file=sys.stderr)
+        return 2
+    if args.action == "logs":
+        js.logs(settings, args.target, follow=args.follow)
+        return 0
+    client = _client(args, settings)
+    if args.action == "stop":
+        _print(js.stop(settings, client, args.target))
+        return 0
+    out = js.submit(settings, client, args.target, config=args.config, overrides=args.set, args=args.job_args)
+    print(f"submitted job {out['job_id']}: {out['entrypoint']}")
+    print(f"  follow it:  lakeray jobs logs {out['job_id']} --follow")
+    if args.follow:
+        js.logs(settings, out["job_id"], follow=True)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lakeray", description="A self-hosted AI platform on Ray.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -90,15 +115,27 @@ def parser() -> argparse.ArgumentParser:
             s.add_argument("--lifetime-seconds", type=int, default=None)
             s.add_argument("--comment", default=None)
             s.add_argument("--token-id", default=None)
+    jobs = sub.add_parser("jobs", help="submit, list, follow and stop lakeray's jobs (Ray jobs); "
+                                       "`submit <job> [options] -- <job arguments>`")
+    jobs.add_argument("action", choices=["submit", "list", "logs", "stop"])
+    jobs.add_argument("target", nargs="?", help="submit: the job (pretrain, ...); logs and stop: the job id")
+    jobs.add_argument("--config", default=None, help="submit: the job's YAML config")
+    jobs.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="submit: override a value")
+    jobs.add_argument("--follow", action="store_true", help="print the job's output until it ends")
+    jobs.add_argument("--url", default=None, help="http://host:port (default: over Ray)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``lakeray`` console script."""
-    args = parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # `lakeray jobs submit <job> [options] -- <the job's own arguments>`
+    cut = argv.index("--") if "--" in argv else len(argv)
+    args = parser().parse_args(argv[:cut])
+    args.job_args = argv[cut + 1:]
     settings = Settings.from_env()
     handlers = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "whoami": cmd_whoami,
-                "token": cmd_token}
+                "token": cmd_token, "jobs": cmd_jobs}
     try:
         return handlers[args.command](args, settings)
     except LakerayError as e:

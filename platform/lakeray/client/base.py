@@ -175,13 +175,15 @@ class Client:
         """Like :meth:`read_table`, as a pandas DataFrame."""
         return self.read_table(full_name, **kwargs).to_pandas()
 
-    def read_dataset(self, full_name: str, version: int | None = None, columns: list[str] | None = None):
-        """A Ray Dataset of the table: read in place over Ray, streamed over HTTP."""
+    def read_dataset(self, full_name: str, version: int | None = None, columns: list[str] | None = None,
+                     num_cpus: float | None = None):
+        """A Ray Dataset of the table: read in place over Ray, streamed over HTTP. ``num_cpus``
+        per read task (default 1) lets reads run beside training workers that hold the CPUs."""
         import ray.data
 
         if self._t.kind == "ray":
             loc = self._read("table_location", full_name=full_name, version=version)
-            return ray.data.read_lance(loc["uri"], version=loc["version"], columns=columns)
+            return ray.data.read_lance(loc["uri"], version=loc["version"], columns=columns, num_cpus=num_cpus)
         return ray.data.from_arrow(self.read_table(full_name, version=version, columns=columns))
 
     def table_versions(self, full_name: str) -> list[dict]:
@@ -404,6 +406,13 @@ class Client:
         points = [{"key": k, "value": float(v), "timestamp": now, "step": int(step)} for k, v in (metrics or {}).items()]
         self._write("log_batch", run_id=run_id, metrics=points,
                     params=[{"key": k, "value": str(v)} for k, v in (params or {}).items()], tags=_pairs(tags))
+
+    def log_metric_steps(self, run_id: str, steps: dict[int, dict]) -> None:
+        """Log the metrics of several steps (``{step: {key: value}}``) in one transaction."""
+        now = _now_ms()
+        points = [{"key": k, "value": float(v), "timestamp": now, "step": int(step)}
+                  for step, values in steps.items() for k, v in values.items()]
+        self._write("log_batch", run_id=run_id, metrics=points, params=[], tags=[])
 
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
         """Finish a run as FINISHED, FAILED or KILLED."""

@@ -1,0 +1,1 @@
+"""Training: pretraining and fine-tuning on Ray Train (+ DeepSpeed), searches with Ray Tune."""

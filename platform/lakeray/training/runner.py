@@ -1,0 +1,241 @@
+"""The driver side of a training job: check, track, feed Ray Train, register the result.
+
+``pretrain`` checks everything a worker would trip over (the config, the table and column, the
+caller's SELECT, the output model's schema and rights) before any worker starts; then opens a
+run, trains the tokenizer, streams the table through Ray Data into a ``TorchTrainer``, and
+registers the final model as a new version of a catalog model with lineage table -> run -> model
+version. Checkpoints live under the run's artifacts (``checkpoints/``), so a job resumed from a
+run picks up its latest checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from lakeray.errors import InvalidArgument, LakerayError, NotFound, PermissionDenied
+from lakeray.job_context import job_id
+from lakeray.training.config import PretrainConfig
+
+CHECKPOINTS = "checkpoints"
+WORKER_TOKEN_LIFETIME_S = 7 * 24 * 3600  # the longest a training job may run
+PROXY = "mlflow-artifacts:/"
+
+
+@dataclass
+class Prepared:
+    """What the checks found: the table's pinned version and the caller's identity."""
+
+    table_version: int
+    num_rows: int
+    caller: str
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, name + "."))
+        else:
+            out[name] = value if not isinstance(value, list | tuple) else json.dumps(list(value))
+    return out
+
+
+def check_text_source(client, table: str, column: str) -> Prepared:
+    """The table exists, the caller may SELECT it, and ``column`` is a string column."""
+    try:
+        info = client.describe_table(table)
+    except NotFound:
+        raise InvalidArgument(f"data.table {table} does not exist") from None
+    except PermissionDenied as e:
+        raise PermissionDenied(f"data.table {table}: {e.message}") from None
+    columns = {c["name"]: c for c in info["columns"]}
+    if column not in columns:
+        raise InvalidArgument(f"data.column {column!r} is not a column of {table} "
+                              f"(it has {', '.join(sorted(columns)) or 'none'})")
+    if columns[column].get("type_name") not in ("STRING", "string"):
+        raise InvalidArgument(f"data.column {column!r} of {table} is {columns[column].get('type_name')}, not a string")
+    if not info["num_rows"]:
+        raise InvalidArgument(f"data.table {table} has no rows")
+    return Prepared(int(info["version"]), int(info["num_rows"]), client.whoami()["name"])
+
+
+def check_output_model(client, full_name: str | None) -> None:
+    """The output model's schema exists and the caller may add a version: owner or MANAGE of an
+    existing model, or CREATE MODEL on the schema for a new one (admins may do anything)."""
+    if full_name is None:
+        return
+    catalog, schema, _ = full_name.split(".")
+    try:
+        client.get_schema(f"{catalog}.{schema}")
+    except NotFound:
+        raise InvalidArgument(f"output.model: schema {catalog}.{schema} does not exist") from None
+    try:
+        model = client.get_registered_model(full_name)
+    except NotFound:
+        model = None
+    me = client.whoami()
+    if me.get("is_admin") or (model is not None and model.get("owner") == me["name"]):
+        return
+    held = set(client.effective_permissions("registered_model" if model else "schema",
+                                            full_name if model else f"{catalog}.{schema}")["privileges"])
+    if not held & ({"MANAGE"} if model else {"CREATE MODEL", "MANAGE"}):
+        what = f"a new version of {full_name} (owner or MANAGE)" if model else \
+            f"model {full_name} (CREATE MODEL on {catalog}.{schema})"
+        raise PermissionDenied(f"output.model: you may not create {what}")
+
+
+def run_artifact_dir(settings, run: dict) -> Path:
+    """The local directory of a run's artifacts under the platform's artifact root."""
+    uri = run["artifact_uri"]
+    if not uri.startswith(PROXY):
+        raise InvalidArgument(f"run {run['run_id']} keeps its artifacts at {uri!r}, not under the platform root")
+    return Path(settings.artifact_root) / uri[len(PROXY):]
+
+
+def latest_checkpoint(directory: Path):
+    """The newest Ray Train checkpoint under a run's ``checkpoints/`` folder, or None."""
+    import ray.train
+
+    found = sorted((p for p in (directory / CHECKPOINTS).glob("checkpoint_*") if p.is_dir()),
+                   key=lambda p: p.stat().st_mtime)
+    return ray.train.Checkpoint.from_directory(str(found[-1])) if found else None
+
+
+def connect_job():
+    """``(client, settings)`` for a job driver: joins the cluster with worker output shown (the
+    workers' per-step progress lines), then connects over Ray with the job's token."""
+    import ray
+
+    import lakeray
+    from lakeray.settings import NAMESPACE, Settings
+
+    settings = Settings.from_env()
+    if not ray.is_initialized():
+        ray.init(address=settings.ray_address or "auto", namespace=NAMESPACE, log_to_driver=True,
+                 logging_level="WARNING")
+    return lakeray.connect(settings=settings), settings
+
+
+def pretrain(cfg: PretrainConfig, client, settings, resume_run: str | None = None,
+             parent_run_id: str | None = None, callbacks: list | None = None) -> dict:
+    """Run a pretraining job end to end as ``client``'s caller; returns ``{"run_id", "model",
+    "version", "metrics"}``.
+
+    ``parent_run_id`` nests the run (a search's trial); ``callbacks`` go to Ray Train (Tune's
+    report callback).
+    """
+    size = cfg.model.resolved()
+    prepared = check_text_source(client, cfg.data.table, cfg.data.column)
+    check_output_model(client, cfg.output.model)
+
+    if resume_run:
+        run = client.get_run(resume_run)["info"]
+        if run["status"] == "FINISHED":
+            raise InvalidArgument(f"run {resume_run} has already finished; start a new job instead")
+        resume = latest_checkpoint(run_artifact_dir(settings, run))
+        if resume is None:
+            raise InvalidArgument(f"run {resume_run} has no checkpoint to resume from")
+    else:
+        experiment = client.set_experiment(cfg.output.experiment)
+        run = client.create_run(experiment, run_name=cfg.output.run_name, parent_run_id=parent_run_id,
+                                tags={"lakeray.job": "pretrain", "lakeray.job_id": job_id() or ""})
+        resume = None
+    run_id = run["run_id"]
+    print(f"run {run_id} (job {job_id() or 'local'}): pretraining on {cfg.data.table}@v{prepared.table_version}",
+          flush=True)
+    try:
+        if not resume_run:
+            client.log_batch(run_id, params={**_flatten(cfg.model_dump(mode="json")),
+                                             **{f"resolved.{k}": v for k, v in size.items()}})
+            client.log_inputs(run_id, [{"dataset": {
+                "name": cfg.data.table, "digest": f"v{prepared.table_version}", "source_type": "table",
+                "source": json.dumps({"table": cfg.data.table, "version": prepared.table_version,
+                                      "column": cfg.data.column})}, "tags": [{"key": "mlflow.data.context",
+                                                                              "value": "training"}]}])
+            client.record_lineage("table", cfg.data.table, "run", run_id, run_id=run_id, job_id=job_id())
+        # The workers log as the caller with a token of their own, revoked when the job ends.
+        job_token = client.create_token(lifetime_seconds=WORKER_TOKEN_LIFETIME_S, comment=f"training run {run_id}")
+        try:
+            result = _fit(cfg, client, settings, job_token["token_value"], run, size, prepared, resume,
+                          callbacks)
+        finally:
+            client.revoke_token(job_token["token_info"]["token_id"])
+        version = _register(cfg, client, run_id, result)
+    except BaseException:
+        client.end_run(run_id, "FAILED")
+        raise
+    client.end_run(run_id, "FINISHED")
+    return {"run_id": run_id, **version, "metrics": result["metrics"]}
+
+
+def _fit(cfg: PretrainConfig, client, settings, token: str, run: dict, size: dict, prepared: Prepared,
+         resume, callbacks: list | None = None) -> dict:
+    import ray.train
+    from ray.train.torch import TorchTrainer
+
+    from lakeray.training.data import DATA_CPUS, token_blocks
+    from lakeray.training.loop import HF_DIR, train_loop
+    from lakeray.training.tokenizer import train_bpe
+
+    ds = client.read_dataset(cfg.data.table, version=prepared.table_version, columns=[cfg.data.column],
+                             num_cpus=DATA_CPUS)
+    if cfg.data.max_rows:
+        ds = ds.limit(cfg.data.max_rows)
+    sample = [r[cfg.data.column] for r in ds.limit(cfg.tokenizer_sample_rows).take_all()
+              if isinstance(r[cfg.data.column], str)]
+    tokenizer = train_bpe(sample, size["vocab_size"])
+    print(f"tokenizer: byte-level BPE, {len(tokenizer)} tokens, trained on {len(sample)} rows", flush=True)
+    train_ds, eval_ds = token_blocks(ds, tokenizer.backend_tokenizer.to_str(), cfg.data.column,
+                                     size["block_size"], cfg.data.eval_fraction)
+    loop_config = {
+        "optim": cfg.optim.model_dump(), "scaling": cfg.scaling.model_dump(), "schedule": cfg.schedule.model_dump(),
+        "size": size, "seed": cfg.seed, "tokenizer_json": tokenizer.backend_tokenizer.to_str(),
+        "run_id": run["run_id"], "token": token, "settings": settings.to_dict(),
+        # an explicit resume: the workers start from this checkpoint unless Ray Train has a newer
+        # one of this job (after a worker died)
+        "resume_from": resume.path if resume is not None else None,
+    }
+    artifacts = run_artifact_dir(settings, run)
+    env = {"DS_ACCELERATOR": "cpu"} if not cfg.scaling.use_gpu else {}
+    trainer = TorchTrainer(
+        train_loop, train_loop_config=loop_config,
+        scaling_config=ray.train.ScalingConfig(num_workers=cfg.scaling.num_workers, use_gpu=cfg.scaling.use_gpu,
+                                               resources_per_worker={"CPU": cfg.scaling.cpus_per_worker}),
+        run_config=ray.train.RunConfig(
+            name=CHECKPOINTS, storage_path=str(artifacts),
+            failure_config=ray.train.FailureConfig(max_failures=cfg.scaling.max_failures),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=cfg.schedule.keep_checkpoints),
+            worker_runtime_env={"env_vars": env}, callbacks=callbacks),
+        datasets={"train": train_ds, "eval": eval_ds})
+    result = trainer.fit()
+    if result.error is not None:
+        raise result.error
+    if result.checkpoint is None:
+        raise LakerayError("training ended without a checkpoint")
+    hf = Path(result.checkpoint.path) / HF_DIR
+    if not hf.is_dir():
+        raise LakerayError(f"the final checkpoint {result.checkpoint.path} holds no exported model")
+    return {"hf_dir": hf, "metrics": dict(result.metrics or {})}
+
+
+def _register(cfg: PretrainConfig, client, run_id: str, result: dict) -> dict:
+    """Log the exported model into the run (with an MLmodel) and, if ``output.model`` is set,
+    register it as the model's next version (the registry records run -> model version)."""
+    from lakeray.training.mlmodel import write_mlmodel
+
+    hf = result["hf_dir"]
+    write_mlmodel(hf, run_id=run_id, kind="completion", source=f"pretrain:{cfg.data.table}")
+    client.log_artifact(run_id, hf, "model")
+    if cfg.output.model is None:
+        return {"model": None, "version": None}
+    try:
+        client.get_registered_model(cfg.output.model)
+    except NotFound:
+        client.create_registered_model(cfg.output.model, comment="trained by lakeray.jobs.pretrain")
+    version = client.create_model_version(cfg.output.model, source=f"runs:/{run_id}/model", run_id=run_id)
+    number = version.get("version")
+    print(f"registered {cfg.output.model} version {number}", flush=True)
+    return {"model": cfg.output.model, "version": number}
