@@ -20,9 +20,13 @@ from lakeray.settings import Settings
 #: what ``lakeray jobs submit <name>`` runs: the module of each job.
 JOBS = {
     "pretrain": "lakeray.jobs.pretrain",
+    "finetune": "lakeray.jobs.finetune",
+    "tune": "lakeray.jobs.tune",
     "load_corpus": "lakeray.jobs.load_corpus",
     "build_chat": "lakeray.jobs.build_chat",
 }
+#: the config model each job's YAML is checked against before submitting
+CONFIGS = {"pretrain": "PretrainConfig", "finetune": "FinetuneConfig", "tune": "TuneConfig"}
 JOB_TOKEN_LIFETIME_S = 7 * 24 * 3600
 
 
@@ -71,10 +75,10 @@ def submit(settings: Settings, client, job: str, config: str | None = None, over
                 raise InvalidArgument(f"config file {config} does not exist")
             shutil.copy(config, workdir / "config.yaml")
             cmd += ["--config", "config.yaml"]
-            if job in ("pretrain",):
+            if job in CONFIGS:
                 from lakeray.training import config as cfglib
 
-                cfglib.load(cfglib.PretrainConfig, config, overrides)  # a bad config fails here, not in Ray
+                cfglib.load(getattr(cfglib, CONFIGS[job]), config, overrides)  # a bad config fails here, not in Ray
         for item in overrides or []:
             cmd += ["--set", item]
         cmd += list(args or [])

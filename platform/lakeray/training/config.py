@@ -157,6 +157,65 @@ class PretrainConfig(_Strict):
         return self
 
 
+class BaseModelRef(_Strict):
+    """A catalog model version to start from: by ``version``, by ``alias``, or the latest."""
+
+    name: str
+    version: int | None = Field(None, ge=1)
+    alias: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _three_part(v, "base_model.name")
+
+    @model_validator(mode="after")
+    def _one(self) -> BaseModelRef:
+        if self.version is not None and self.alias is not None:
+            raise ValueError("give base_model.version or base_model.alias, not both")
+        return self
+
+
+class Lora(_Strict):
+    """Low-rank adapters (peft) instead of full fine-tuning."""
+
+    enabled: bool = True
+    r: int = Field(8, ge=1, le=1024)
+    alpha: int = Field(16, ge=1)
+    dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    target_modules: list[str] | str = "all-linear"
+    merge: bool = Field(True, description="merge the adapters into the weights (else keep them apart)")
+
+
+class ChatData(_Strict):
+    """Conversations in OpenAI's format: a column of ``[{role, content}]`` lists."""
+
+    table: str
+    column: str = "messages"
+    eval_fraction: float = Field(0.1, gt=0.0, lt=0.5)
+    max_rows: int | None = Field(None, ge=1)
+
+    @field_validator("table")
+    @classmethod
+    def _table(cls, v: str) -> str:
+        return _three_part(v, "data.table")
+
+
+class FinetuneConfig(_Strict):
+    """``lakeray.jobs.finetune``: supervised fine-tuning of a catalog model on a chat table, with
+    the loss on the assistant's tokens only."""
+
+    base_model: BaseModelRef
+    data: ChatData
+    lora: Lora = Lora()
+    max_length: int = Field(256, ge=16, le=32768)
+    optim: Optim = Optim(lr=2e-4, warmup_steps=2, max_steps=20, batch_size=2, weight_decay=0.0)
+    scaling: Scaling = Scaling()
+    schedule: Schedule = Schedule()
+    output: Output = Output(experiment="/lakeray/finetune")
+    seed: int = 0
+
+
 class Dimension(_Strict):
     """One searched value: exactly one of the distributions."""
 

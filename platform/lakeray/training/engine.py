@@ -31,7 +31,10 @@ def _optimizer(model: torch.nn.Module, optim) -> torch.optim.Optimizer:
     # No weight decay on norms and biases (1-d tensors), as in nanoGPT and Llama recipes.
     decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
     rest = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
-    groups = [{"params": decay, "weight_decay": optim.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    # An empty group (LoRA trains no 1-d tensors) is left out: ZeRO drops it and the LR
+    # scheduler would then step one group too many.
+    groups = [g for g in ({"params": decay, "weight_decay": optim.weight_decay}, {"params": rest, "weight_decay": 0.0})
+              if g["params"]]
     return torch.optim.AdamW(groups, lr=optim.lr, betas=tuple(optim.betas))
 
 

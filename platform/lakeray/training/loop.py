@@ -60,8 +60,26 @@ def _eval_loss(engine, shard, batch_size: int, max_batches: int, device) -> floa
 
 def _inputs(batch: dict, device) -> dict:
     ids = batch["input_ids"].to(device)
-    labels = batch["labels"].to(device) if "labels" in batch else ids
-    return {"input_ids": ids, "labels": labels}
+    out = {"input_ids": ids, "labels": batch["labels"].to(device) if "labels" in batch else ids}
+    if "attention_mask" in batch:
+        out["attention_mask"] = batch["attention_mask"].to(device)
+    return out
+
+
+def _build(cfg: dict):
+    """``(model, tokenizer)``: a fresh Llama-style model (pretraining), or the base model from
+    ``cfg["base_path"]``, with LoRA adapters if ``cfg["lora"]`` is on (fine-tuning)."""
+    from lakeray.training import model as model_lib
+
+    if not cfg.get("base_path"):
+        from lakeray.training.tokenizer import from_json
+
+        tokenizer = from_json(cfg["tokenizer_json"])
+        return model_lib.build(model_lib.llama_config(cfg["size"], tokenizer)), tokenizer
+    from lakeray.training.chat import load_tokenizer
+
+    tokenizer = load_tokenizer(cfg["base_path"])
+    return model_lib.load_pretrained(cfg["base_path"], cfg.get("lora")), tokenizer
 
 
 def train_loop(cfg: dict) -> None:
@@ -71,10 +89,8 @@ def train_loop(cfg: dict) -> None:
     import ray.train
     import torch
 
-    from lakeray.training import model as model_lib
     from lakeray.training.config import Optim, Scaling, Schedule
     from lakeray.training.engine import make_engine
-    from lakeray.training.tokenizer import from_json
 
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
@@ -82,8 +98,7 @@ def train_loop(cfg: dict) -> None:
     torch.manual_seed(cfg["seed"])
     device = ray.train.torch.get_device()
 
-    tokenizer = from_json(cfg["tokenizer_json"])
-    net = model_lib.build(model_lib.llama_config(cfg["size"], tokenizer))
+    net, tokenizer = _build(cfg)
     engine = make_engine(net, optim, scaling, device)
 
     step, tokens_seen = 0, 0
@@ -148,12 +163,20 @@ def _checkpoint(engine, rank: int, state: dict, metrics: dict, final: bool, cfg:
 
 
 def _export(state_dict: dict, cfg: dict, tokenizer, out: Path) -> None:
-    """The full model and its tokenizer in Hugging Face format (safetensors)."""
+    """The trained model and its tokenizer in Hugging Face format (safetensors): the full
+    weights, LoRA adapters merged in; or, with ``lora.merge`` off, the adapters alone."""
     from lakeray.training import model as model_lib
 
-    config = model_lib.llama_config(cfg["size"], tokenizer)
-    net = model_lib.build(config)
-    net.load_state_dict({k: v.float() for k, v in state_dict.items()}, strict=False)
+    if cfg.get("base_path"):
+        net = model_lib.load_pretrained(cfg["base_path"], cfg.get("lora"))
+    else:
+        net = model_lib.build(model_lib.llama_config(cfg["size"], tokenizer))
+    missing, unexpected = net.load_state_dict({k: v.float() for k, v in state_dict.items()}, strict=False)
+    if unexpected:
+        raise RuntimeError(f"the trained weights do not fit the model: {unexpected[:5]}")
+    lora = cfg.get("lora") or {}
+    if lora.get("enabled") and lora.get("merge", True):
+        net = net.merge_and_unload()
     net.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
 

@@ -22,3 +22,19 @@ def build(config):
     from transformers import LlamaForCausalLM
 
     return LlamaForCausalLM(config)
+
+
+def load_pretrained(path: str, lora: dict | None = None):
+    """A causal LM from a Hugging Face directory (float32 for training), wrapped with LoRA
+    adapters (peft) when ``lora["enabled"]``: only the adapters then train."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    net = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    if not lora or not lora.get("enabled"):
+        return net
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
+                        target_modules=lora["target_modules"], task_type="CAUSAL_LM")
+    return get_peft_model(net, config)

@@ -11,7 +11,7 @@ run picks up its latest checkpoint.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lakeray.errors import InvalidArgument, LakerayError, NotFound, PermissionDenied
@@ -119,18 +119,31 @@ def connect_job():
     return lakeray.connect(settings=settings), settings
 
 
-def pretrain(cfg: PretrainConfig, client, settings, resume_run: str | None = None,
-             parent_run_id: str | None = None, callbacks: list | None = None) -> dict:
-    """Run a pretraining job end to end as ``client``'s caller; returns ``{"run_id", "model",
-    "version", "metrics"}``.
+@dataclass
+class Job:
+    """One training job as the generic driver sees it.
 
-    ``parent_run_id`` nests the run (a search's trial); ``callbacks`` go to Ray Train (Tune's
-    report callback).
+    ``prepare(token, run, resume)`` returns ``(loop_config, datasets)`` for the workers (the
+    common keys are added here); ``inputs`` are ``(table, version, column)`` read by the job;
+    ``upstream`` are extra lineage sources ``(type, name)`` of the run (a base model version).
     """
-    size = cfg.model.resolved()
-    prepared = check_text_source(client, cfg.data.table, cfg.data.column)
-    check_output_model(client, cfg.output.model)
 
+    kind: str
+    cfg: object
+    describe: str
+    params: dict
+    inputs: list[tuple[str, int, str]]
+    prepare: object
+    mlmodel_kind: str
+    upstream: list[tuple[str, str]] = field(default_factory=list)
+
+
+def run_job(job: Job, client, settings, resume_run: str | None = None, parent_run_id: str | None = None,
+            callbacks: list | None = None) -> dict:
+    """Open (or resume) the run, train, log and register the model; returns ``{"run_id",
+    "model", "version", "metrics"}``. ``parent_run_id`` nests the run (a search's trial);
+    ``callbacks`` go to Ray Train (Tune's report callback)."""
+    cfg = job.cfg
     if resume_run:
         run = client.get_run(resume_run)["info"]
         if run["status"] == "FINISHED":
@@ -141,29 +154,36 @@ def pretrain(cfg: PretrainConfig, client, settings, resume_run: str | None = Non
     else:
         experiment = client.set_experiment(cfg.output.experiment)
         run = client.create_run(experiment, run_name=cfg.output.run_name, parent_run_id=parent_run_id,
-                                tags={"lakeray.job": "pretrain", "lakeray.job_id": job_id() or ""})
+                                tags={"lakeray.job": job.kind, "lakeray.job_id": job_id() or ""})
         resume = None
     run_id = run["run_id"]
-    print(f"run {run_id} (job {job_id() or 'local'}): pretraining on {cfg.data.table}@v{prepared.table_version}",
-          flush=True)
+    print(f"run {run_id} (job {job_id() or 'local'}): {job.describe}", flush=True)
     try:
         if not resume_run:
-            client.log_batch(run_id, params={**_flatten(cfg.model_dump(mode="json")),
-                                             **{f"resolved.{k}": v for k, v in size.items()}})
+            client.log_batch(run_id, params=job.params)
             client.log_inputs(run_id, [{"dataset": {
-                "name": cfg.data.table, "digest": f"v{prepared.table_version}", "source_type": "table",
-                "source": json.dumps({"table": cfg.data.table, "version": prepared.table_version,
-                                      "column": cfg.data.column})}, "tags": [{"key": "mlflow.data.context",
-                                                                              "value": "training"}]}])
-            client.record_lineage("table", cfg.data.table, "run", run_id, run_id=run_id, job_id=job_id())
+                "name": table, "digest": f"v{version}", "source_type": "table",
+                "source": json.dumps({"table": table, "version": version, "column": column})},
+                "tags": [{"key": "mlflow.data.context", "value": "training"}]} for table, version, column in job.inputs])
+            for table, _, _ in job.inputs:
+                client.record_lineage("table", table, "run", run_id, run_id=run_id, job_id=job_id())
+            for stype, name in job.upstream:
+                client.record_lineage(stype, name, "run", run_id, run_id=run_id, job_id=job_id())
         # The workers log as the caller with a token of their own, revoked when the job ends.
         job_token = client.create_token(lifetime_seconds=WORKER_TOKEN_LIFETIME_S, comment=f"training run {run_id}")
         try:
-            result = _fit(cfg, client, settings, job_token["token_value"], run, size, prepared, resume,
-                          callbacks)
+            loop_config, datasets = job.prepare(job_token["token_value"], run, resume)
+            loop_config.update({
+                "optim": cfg.optim.model_dump(), "scaling": cfg.scaling.model_dump(),
+                "schedule": cfg.schedule.model_dump(), "seed": cfg.seed, "run_id": run_id,
+                "token": job_token["token_value"], "settings": settings.to_dict(),
+                # an explicit resume: the workers start from this checkpoint unless Ray Train has
+                # a newer one of this job (after a worker died)
+                "resume_from": resume.path if resume is not None else None})
+            result = _fit(cfg, settings, run, loop_config, datasets, callbacks)
         finally:
             client.revoke_token(job_token["token_info"]["token_id"])
-        version = _register(cfg, client, run_id, result)
+        version = _register(cfg, client, run_id, result, job.mlmodel_kind, f"{job.kind}:{job.describe}")
     except BaseException:
         client.end_run(run_id, "FAILED")
         raise
@@ -171,45 +191,54 @@ def pretrain(cfg: PretrainConfig, client, settings, resume_run: str | None = Non
     return {"run_id": run_id, **version, "metrics": result["metrics"]}
 
 
-def _fit(cfg: PretrainConfig, client, settings, token: str, run: dict, size: dict, prepared: Prepared,
-         resume, callbacks: list | None = None) -> dict:
+def pretrain(cfg: PretrainConfig, client, settings, resume_run: str | None = None,
+             parent_run_id: str | None = None, callbacks: list | None = None) -> dict:
+    """Pretrain from scratch as ``client``'s caller (see :func:`run_job`)."""
+    size = cfg.model.resolved()
+    prepared = check_text_source(client, cfg.data.table, cfg.data.column)
+    check_output_model(client, cfg.output.model)
+
+    def prepare(token: str, run: dict, resume) -> tuple[dict, dict]:
+        from lakeray.training.data import DATA_CPUS, token_blocks
+        from lakeray.training.tokenizer import train_bpe
+
+        ds = client.read_dataset(cfg.data.table, version=prepared.table_version, columns=[cfg.data.column],
+                                 num_cpus=DATA_CPUS)
+        if cfg.data.max_rows:
+            ds = ds.limit(cfg.data.max_rows)
+        sample = [r[cfg.data.column] for r in ds.limit(cfg.tokenizer_sample_rows).take_all()
+                  if isinstance(r[cfg.data.column], str)]
+        tokenizer = train_bpe(sample, size["vocab_size"])
+        print(f"tokenizer: byte-level BPE, {len(tokenizer)} tokens, trained on {len(sample)} rows", flush=True)
+        tokenizer_json = tokenizer.backend_tokenizer.to_str()
+        train_ds, eval_ds = token_blocks(ds, tokenizer_json, cfg.data.column, size["block_size"],
+                                         cfg.data.eval_fraction)
+        return {"size": size, "tokenizer_json": tokenizer_json}, {"train": train_ds, "eval": eval_ds}
+
+    job = Job("pretrain", cfg, f"pretraining on {cfg.data.table}@v{prepared.table_version}",
+              {**_flatten(cfg.model_dump(mode="json")), **{f"resolved.{k}": v for k, v in size.items()}},
+              [(cfg.data.table, prepared.table_version, cfg.data.column)], prepare, "completion")
+    return run_job(job, client, settings, resume_run, parent_run_id, callbacks)
+
+
+def _fit(cfg, settings, run: dict, loop_config: dict, datasets: dict, callbacks: list | None) -> dict:
+    """Ray Train's TorchTrainer over the workers' loop; the final checkpoint's exported model."""
     import ray.train
     from ray.train.torch import TorchTrainer
 
-    from lakeray.training.data import DATA_CPUS, token_blocks
     from lakeray.training.loop import HF_DIR, train_loop
-    from lakeray.training.tokenizer import train_bpe
 
-    ds = client.read_dataset(cfg.data.table, version=prepared.table_version, columns=[cfg.data.column],
-                             num_cpus=DATA_CPUS)
-    if cfg.data.max_rows:
-        ds = ds.limit(cfg.data.max_rows)
-    sample = [r[cfg.data.column] for r in ds.limit(cfg.tokenizer_sample_rows).take_all()
-              if isinstance(r[cfg.data.column], str)]
-    tokenizer = train_bpe(sample, size["vocab_size"])
-    print(f"tokenizer: byte-level BPE, {len(tokenizer)} tokens, trained on {len(sample)} rows", flush=True)
-    train_ds, eval_ds = token_blocks(ds, tokenizer.backend_tokenizer.to_str(), cfg.data.column,
-                                     size["block_size"], cfg.data.eval_fraction)
-    loop_config = {
-        "optim": cfg.optim.model_dump(), "scaling": cfg.scaling.model_dump(), "schedule": cfg.schedule.model_dump(),
-        "size": size, "seed": cfg.seed, "tokenizer_json": tokenizer.backend_tokenizer.to_str(),
-        "run_id": run["run_id"], "token": token, "settings": settings.to_dict(),
-        # an explicit resume: the workers start from this checkpoint unless Ray Train has a newer
-        # one of this job (after a worker died)
-        "resume_from": resume.path if resume is not None else None,
-    }
-    artifacts = run_artifact_dir(settings, run)
     env = {"DS_ACCELERATOR": "cpu"} if not cfg.scaling.use_gpu else {}
     trainer = TorchTrainer(
         train_loop, train_loop_config=loop_config,
         scaling_config=ray.train.ScalingConfig(num_workers=cfg.scaling.num_workers, use_gpu=cfg.scaling.use_gpu,
                                                resources_per_worker={"CPU": cfg.scaling.cpus_per_worker}),
         run_config=ray.train.RunConfig(
-            name=CHECKPOINTS, storage_path=str(artifacts),
+            name=CHECKPOINTS, storage_path=str(run_artifact_dir(settings, run)),
             failure_config=ray.train.FailureConfig(max_failures=cfg.scaling.max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=cfg.schedule.keep_checkpoints),
             worker_runtime_env={"env_vars": env}, callbacks=callbacks),
-        datasets={"train": train_ds, "eval": eval_ds})
+        datasets=datasets)
     result = trainer.fit()
     if result.error is not None:
         raise result.error
@@ -221,20 +250,20 @@ def _fit(cfg: PretrainConfig, client, settings, token: str, run: dict, size: dic
     return {"hf_dir": hf, "metrics": dict(result.metrics or {})}
 
 
-def _register(cfg: PretrainConfig, client, run_id: str, result: dict) -> dict:
+def _register(cfg, client, run_id: str, result: dict, kind: str, source: str) -> dict:
     """Log the exported model into the run (with an MLmodel) and, if ``output.model`` is set,
     register it as the model's next version (the registry records run -> model version)."""
     from lakeray.training.mlmodel import write_mlmodel
 
     hf = result["hf_dir"]
-    write_mlmodel(hf, run_id=run_id, kind="completion", source=f"pretrain:{cfg.data.table}")
+    write_mlmodel(hf, run_id=run_id, kind=kind, source=source)
     client.log_artifact(run_id, hf, "model")
     if cfg.output.model is None:
         return {"model": None, "version": None}
     try:
         client.get_registered_model(cfg.output.model)
     except NotFound:
-        client.create_registered_model(cfg.output.model, comment="trained by lakeray.jobs.pretrain")
+        client.create_registered_model(cfg.output.model, comment=f"trained by lakeray ({source})")
     version = client.create_model_version(cfg.output.model, source=f"runs:/{run_id}/model", run_id=run_id)
     number = version.get("version")
     print(f"registered {cfg.output.model} version {number}", flush=True)
