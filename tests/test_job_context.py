@@ -14,6 +14,9 @@ def test_the_submission_id_comes_from_the_job_supervisor(monkeypatch):
 
 
 def test_outside_a_submitted_job(monkeypatch):
+    import ray
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)  # as outside any Ray driver
     monkeypatch.delenv("RAY_JOB_CONFIG_JSON_ENV_VAR", raising=False)
     monkeypatch.delenv("RAY_JOB_ID", raising=False)
     assert job_id() is None
