@@ -17,6 +17,7 @@ install: $(STAMP)
 ## demo: install, start a local platform on the embedded defaults, run the quickstart
 demo: install
 	$(VENV)/bin/lakeray up
+	$(VENV)/bin/lakeray models import   # SmolLM2-135M-Instruct and all-MiniLM-L6-v2 into system.ai (idempotent)
 	$(PY) notebooks/quickstart.py
 	@echo
 	@echo "lakeray is still running at http://127.0.0.1:$${LAKERAY_PORT:-8000}"

@@ -1,4 +1,4 @@
-"""The ``lakeray`` command: ``up``, ``down``, ``status``, ``token``, ``whoami``, ``jobs``."""
+"""The ``lakeray`` command: ``up``, ``down``, ``status``, ``token``, ``whoami``, ``jobs``, ``models``."""
 
 from __future__ import annotations
 
@@ -99,6 +99,20 @@ def cmd_jobs(args, settings: Settings) -> int:
     return 0
 
 
+def cmd_models(args, settings: Settings) -> int:
+    from lakeray.model_registry import imports
+
+    client = _client(args, settings)
+    if args.source is None:
+        if args.name:
+            print("--name goes with a SOURCE; without one the offline models go to system.ai", file=sys.stderr)
+            return 2
+        _print({"imported": imports.import_offline(client, settings)})
+    else:
+        _print(imports.import_model(client, args.source, args.name))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lakeray", description="A self-hosted AI platform on Ray.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -115,6 +129,12 @@ def parser() -> argparse.ArgumentParser:
             s.add_argument("--lifetime-seconds", type=int, default=None)
             s.add_argument("--comment", default=None)
             s.add_argument("--token-id", default=None)
+    models = sub.add_parser("models", help="import foundation models into the catalog")
+    models.add_argument("action", choices=["import"])
+    models.add_argument("source", nargs="?", default=None,
+                        help="a model directory, a .gguf file or a hub id (none: the offline models into system.ai)")
+    models.add_argument("--name", default=None, help="catalog.schema.model for SOURCE")
+    models.add_argument("--url", default=None, help="http://host:port (default: over Ray)")
     jobs = sub.add_parser("jobs", help="submit, list, follow and stop lakeray's jobs (Ray jobs); "
                                        "`submit <job> [options] -- <job arguments>`")
     jobs.add_argument("action", choices=["submit", "list", "logs", "stop"])
@@ -135,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     args.job_args = argv[cut + 1:]
     settings = Settings.from_env()
     handlers = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "whoami": cmd_whoami,
-                "token": cmd_token, "jobs": cmd_jobs}
+                "token": cmd_token, "jobs": cmd_jobs, "models": cmd_models}
     try:
         return handlers[args.command](args, settings)
     except LakerayError as e:
