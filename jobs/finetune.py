@@ -11,34 +11,15 @@ table are checked before any worker starts. Also runs as
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-
-from lakeray.errors import LakerayError
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse arguments, check the config, run the job; exit status 2 on a bad config."""
-    p = argparse.ArgumentParser(prog="python -m lakeray.jobs.finetune", description=__doc__.splitlines()[2])
-    p.add_argument("--config", help="YAML job config (see jobs/configs/finetune_smollm2_lora.yaml)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
-    p.add_argument("--resume-run", help="continue this unfinished run from its latest checkpoint")
-    args = p.parse_args(argv)
-
-    from lakeray.training import config as cfglib
+    """Run the job from the command line (see :func:`lakeray.training.runner.job_main`)."""
     from lakeray.training.finetune import finetune
-    from lakeray.training.runner import connect_job
+    from lakeray.training.runner import job_main
 
-    try:
-        cfg = cfglib.load(cfglib.FinetuneConfig, args.config, args.set)  # a bad config fails before Ray
-        client, settings = connect_job()
-        out = finetune(cfg, client=client, settings=settings, resume_run=args.resume_run)
-    except LakerayError as e:
-        print(f"error: {e.message}", file=sys.stderr)
-        return 2
-    print(json.dumps(out, default=str))
-    return 0
+    return job_main(argv, "python -m lakeray.jobs.finetune", __doc__, "FinetuneConfig", finetune)
 
 
 if __name__ == "__main__":

@@ -9,33 +9,15 @@ metric are logged on the search's run and its model is registered as a new versi
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-
-from lakeray.errors import LakerayError
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse arguments, check the config, run the search; exit status 2 on a bad config."""
-    p = argparse.ArgumentParser(prog="python -m lakeray.jobs.tune", description=__doc__.splitlines()[2])
-    p.add_argument("--config", help="YAML search config (see jobs/configs/tune_pretrain.yaml)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
-    args = p.parse_args(argv)
-
-    from lakeray.training import config as cfglib
-    from lakeray.training.runner import connect_job
+    """Run the job from the command line (see :func:`lakeray.training.runner.job_main`)."""
+    from lakeray.training.runner import job_main
     from lakeray.training.search import tune
 
-    try:
-        cfg = cfglib.load(cfglib.TuneConfig, args.config, args.set)  # a bad config fails before Ray
-        client, settings = connect_job()
-        out = tune(cfg, client, settings)
-    except LakerayError as e:
-        print(f"error: {e.message}", file=sys.stderr)
-        return 2
-    print(json.dumps(out, default=str))
-    return 0
+    return job_main(argv, "python -m lakeray.jobs.tune", __doc__, "TuneConfig", tune, resumable=False)
 
 
 if __name__ == "__main__":

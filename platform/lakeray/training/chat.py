@@ -91,14 +91,7 @@ class ChatEncoder:
 
 def chat_blocks(ds, base_path: str, column: str, max_length: int, eval_fraction: float):
     """``(train, eval)`` Ray Datasets of encoded conversations."""
-    import ray.data
+    from lakeray.training.data import split_map
 
-    from lakeray.training.data import DATA_CPUS
-
-    def split(want_eval: bool):
-        return ds.map_batches(ChatEncoder, fn_constructor_kwargs=dict(
-            base_path=base_path, column=column, max_length=max_length, eval_fraction=eval_fraction,
-            want_eval=want_eval), batch_size=64, batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=1), num_cpus=DATA_CPUS)
-
-    return split(False), split(True)
+    return split_map(ds, ChatEncoder, 64, base_path=base_path, column=column, max_length=max_length,
+                     eval_fraction=eval_fraction)

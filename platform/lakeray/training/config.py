@@ -240,19 +240,6 @@ class Dimension(_Strict):
         return self
 
 
-class TuneOutput(_Strict):
-    """Where the search's parent run goes, and the model the best trial is registered as."""
-
-    experiment: str = "/lakeray/tune"
-    model: str | None = None
-    run_name: str | None = None
-
-    @field_validator("model")
-    @classmethod
-    def _model(cls, v: str | None) -> str | None:
-        return None if v is None else _three_part(v, "output.model")
-
-
 class TuneConfig(_Strict):
     """``lakeray.jobs.tune``: a Ray Tune search over a pretraining config; each trial is a run
     nested under the search's run, and the best trial's model is registered."""
@@ -266,7 +253,7 @@ class TuneConfig(_Strict):
     mode: Literal["min", "max"] = "min"
     grace_period: int = Field(1, ge=1, description="ASHA: reports (checkpoints) before a trial may stop")
     max_concurrent_trials: int = Field(1, ge=1)
-    output: TuneOutput = TuneOutput()
+    output: Output = Output(experiment="/lakeray/tune")
     seed: int = 0
 
     @model_validator(mode="after")

@@ -43,14 +43,20 @@ class Packer:
         return {"input_ids": pack(ids, self.block_size, self.tok.eos_token_id)}
 
 
-def token_blocks(ds, tokenizer_json: str, column: str, block_size: int, eval_fraction: float):
-    """``(train, eval)`` Ray Datasets of packed blocks from a Dataset with a text ``column``."""
+def split_map(ds, fn_cls, batch_size: int, **kwargs):
+    """``(train, eval)``: ``ds`` through the batch class ``fn_cls`` (one actor each, constructed
+    with ``kwargs`` and ``want_eval``), once per side of the held-out split."""
     import ray.data
 
-    def split(want_eval: bool):
-        return ds.map_batches(Packer, fn_constructor_kwargs=dict(
-            tokenizer_json=tokenizer_json, column=column, block_size=block_size, eval_fraction=eval_fraction,
-            want_eval=want_eval), batch_size=256, batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=1), num_cpus=DATA_CPUS)
+    def side(want_eval: bool):
+        return ds.map_batches(fn_cls, fn_constructor_kwargs={**kwargs, "want_eval": want_eval},
+                              batch_size=batch_size, batch_format="numpy",
+                              compute=ray.data.ActorPoolStrategy(size=1), num_cpus=DATA_CPUS)
 
-    return split(False), split(True)
+    return side(False), side(True)
+
+
+def token_blocks(ds, tokenizer_json: str, column: str, block_size: int, eval_fraction: float):
+    """``(train, eval)`` Ray Datasets of packed blocks from a Dataset with a text ``column``."""
+    return split_map(ds, Packer, 256, tokenizer_json=tokenizer_json, column=column, block_size=block_size,
+                     eval_fraction=eval_fraction)

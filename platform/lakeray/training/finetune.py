@@ -13,28 +13,16 @@ import yaml
 
 from lakeray.errors import InvalidArgument, NotFound, PermissionDenied
 from lakeray.training.config import BaseModelRef, FinetuneConfig
-from lakeray.training.runner import Job, Prepared, _flatten, check_output_model, run_job
+from lakeray.training.runner import Job, Prepared, _flatten, check_output_model, check_source, run_job
 
 
 def check_chat_source(client, table: str, column: str) -> Prepared:
-    """The table exists, the caller may SELECT it, and ``column`` holds lists of messages."""
-    try:
-        info = client.describe_table(table)
-    except NotFound:
-        raise InvalidArgument(f"data.table {table} does not exist") from None
-    except PermissionDenied as e:
-        raise PermissionDenied(f"data.table {table}: {e.message}") from None
-    columns = {c["name"]: c for c in info["columns"]}
-    if column not in columns:
-        raise InvalidArgument(f"data.column {column!r} is not a column of {table} "
-                              f"(it has {', '.join(sorted(columns)) or 'none'})")
-    text = str(columns[column].get("type_text", "")).lower()
-    if not (text.startswith("array<struct<") and "role" in text and "content" in text):
-        raise InvalidArgument(f"data.column {column!r} of {table} is {columns[column].get('type_text')}, not a list "
-                              "of {role, content} messages")
-    if not info["num_rows"]:
-        raise InvalidArgument(f"data.table {table} has no rows")
-    return Prepared(int(info["version"]), int(info["num_rows"]), client.whoami()["name"])
+    """:func:`check_source` for a column of ``[{role, content}]`` message lists."""
+    def fits(col: dict) -> bool:
+        text = str(col.get("type_text", "")).lower()
+        return text.startswith("array<struct<") and "role" in text and "content" in text
+
+    return check_source(client, table, column, fits, "a list of {role, content} messages", shown="type_text")
 
 
 def resolve_base_model(client, settings, ref: BaseModelRef) -> tuple[Path, dict]:

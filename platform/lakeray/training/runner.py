@@ -43,8 +43,10 @@ def _flatten(tree: dict, prefix: str = "") -> dict:
     return out
 
 
-def check_text_source(client, table: str, column: str) -> Prepared:
-    """The table exists, the caller may SELECT it, and ``column`` is a string column."""
+def check_source(client, table: str, column: str, fits, wanted: str, shown: str = "type_name") -> Prepared:
+    """The table exists, the caller may SELECT it, it has rows, and ``fits(column_info)`` holds
+    for ``column`` (``wanted`` says what that means and ``shown`` which type field the error
+    names)."""
     try:
         info = client.describe_table(table)
     except NotFound:
@@ -55,11 +57,17 @@ def check_text_source(client, table: str, column: str) -> Prepared:
     if column not in columns:
         raise InvalidArgument(f"data.column {column!r} is not a column of {table} "
                               f"(it has {', '.join(sorted(columns)) or 'none'})")
-    if columns[column].get("type_name") not in ("STRING", "string"):
-        raise InvalidArgument(f"data.column {column!r} of {table} is {columns[column].get('type_name')}, not a string")
+    if not fits(columns[column]):
+        raise InvalidArgument(f"data.column {column!r} of {table} is {columns[column].get(shown)}, "
+                              f"not {wanted}")
     if not info["num_rows"]:
         raise InvalidArgument(f"data.table {table} has no rows")
     return Prepared(int(info["version"]), int(info["num_rows"]), client.whoami()["name"])
+
+
+def check_text_source(client, table: str, column: str) -> Prepared:
+    """:func:`check_source` for a string column."""
+    return check_source(client, table, column, lambda c: c.get("type_name") in ("STRING", "string"), "a string")
 
 
 def check_output_model(client, full_name: str | None) -> None:
@@ -102,6 +110,35 @@ def latest_checkpoint(directory: Path):
     found = sorted((p for p in (directory / CHECKPOINTS).glob("checkpoint_*") if p.is_dir()),
                    key=lambda p: p.stat().st_mtime)
     return ray.train.Checkpoint.from_directory(str(found[-1])) if found else None
+
+
+def job_main(argv: list[str] | None, prog: str, doc: str, config_cls: str, run, resumable: bool = True) -> int:
+    """The command line of a training job: ``--config``, ``--set``, optionally ``--resume-run``;
+    the config is checked before Ray is touched; exit status 2 on a LakerayError, which is
+    printed as ``error: <message>``; the result is printed as JSON.
+
+    ``run(cfg, client, settings, **extra)`` does the job (``resume_run`` is passed if resumable).
+    """
+    import argparse
+    import sys
+
+    from lakeray.training import config as cfglib
+
+    p = argparse.ArgumentParser(prog=prog, description=doc.splitlines()[2])
+    p.add_argument("--config", help="the job's YAML config (see jobs/configs/)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    if resumable:
+        p.add_argument("--resume-run", help="continue this unfinished run from its latest checkpoint")
+    args = p.parse_args(argv)
+    try:
+        cfg = cfglib.load(getattr(cfglib, config_cls), args.config, args.set)  # a bad config fails before Ray
+        client, settings = connect_job()
+        out = run(cfg, client, settings, **({"resume_run": args.resume_run} if resumable else {}))
+    except LakerayError as e:
+        print(f"error: {e.message}", file=sys.stderr)
+        return 2
+    print(json.dumps(out, default=str))
+    return 0
 
 
 def connect_job():
