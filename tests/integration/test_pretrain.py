@@ -63,22 +63,26 @@ class Job:
             time.sleep(0.5)
         raise AssertionError("no run id printed:\n" + self.output)
 
+    def ray_job_id(self) -> str:
+        """The Ray job id the driver printed beside the run id."""
+        line = next(x for x in self.lines if x.startswith("run "))
+        return line.split("(job ", 1)[1].split(")", 1)[0]
+
     def result(self) -> dict:
         return json.loads([line for line in self.lines if line.startswith("{")][-1])
 
 
 def checkpoints(platform, client, run_id: str) -> list:
-    from lakeray.training.runner import CHECKPOINTS, run_artifact_dir
+    """The run's checkpoints Ray Train has committed."""
+    from lakeray.training.runner import committed_checkpoints, run_artifact_dir
 
-    root = run_artifact_dir(platform.settings, client.get_run(run_id)["info"]) / CHECKPOINTS
-    return sorted(p for p in root.glob("checkpoint_*") if p.is_dir())
+    return committed_checkpoints(run_artifact_dir(platform.settings, client.get_run(run_id)["info"]))[0]
 
 
 def wait_for_checkpoint(platform, client, job: Job, run_id: str, timeout: float = 300) -> None:
-    """Until a checkpoint is surely registered: its directory appears before Ray Train has
-    recorded it, so wait for the next one to appear."""
+    """Until Ray Train has committed a checkpoint of the run (every rank reported it)."""
     deadline = time.monotonic() + timeout
-    while len(checkpoints(platform, client, run_id)) < 2:
+    while not checkpoints(platform, client, run_id):
         assert job.proc.poll() is None, job.output
         assert time.monotonic() < deadline, "no checkpoint was written:\n" + job.output
         time.sleep(0.5)
@@ -133,24 +137,31 @@ def test_a_killed_worker_restarts_from_the_last_checkpoint(platform, corpus):
 
     platform.join()
     c = platform.client("ray")
-    # enough steps that the kill lands mid-run (a step of the tiny model takes ~0.1 s)
-    job = Job(job_args("optim.max_steps=150", "schedule.checkpoint_every=10", "schedule.eval_every=1000",
+    # enough steps that the kill lands mid-run (a step of the tiny model takes ~0.1 s and Ray
+    # Train commits a checkpoint within ~2 s of its report)
+    job = Job(job_args("optim.max_steps=80", "schedule.checkpoint_every=10", "schedule.eval_every=1000",
                        "schedule.log_every=10", "scaling.max_failures=2", "output.model=null"), platform.env)
     run_id = job.run_id()
+    ray_job = job.ray_job_id()
     wait_for_checkpoint(platform, c, job, run_id)
-    workers = list_actors(filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")], detail=True)
+    # this job's workers only: another test's worker may still be listed as alive
+    workers = list_actors(filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE"),
+                                   ("job_id", "=", ray_job)], detail=True)
     assert workers, job.output
     os.kill(workers[-1].pid, signal.SIGKILL)
     assert job.wait() == 0, job.output
     assert "resumed from the checkpoint at step" in job.output
     steps = [p["step"] for p in c.get_metric_history(run_id, "loss")]
-    assert max(steps) == 150 and set(range(10, 151, 10)) <= set(steps)
+    assert max(steps) == 80 and set(range(10, 81, 10)) <= set(steps)
     assert c.get_run(run_id)["info"]["status"] == "FINISHED"
+    # what the dead worker group left half-written is gone; the committed checkpoints remain
+    root = checkpoints(platform, c, run_id)[0].parent
+    assert sorted(p for p in root.glob("checkpoint_*") if p.is_dir()) == sorted(checkpoints(platform, c, run_id))
 
 
 def test_resume_an_interrupted_run_explicitly(platform, corpus):
     c = platform.client("ray")
-    job = Job(job_args("optim.max_steps=150", "schedule.checkpoint_every=10", "schedule.eval_every=1000",
+    job = Job(job_args("optim.max_steps=80", "schedule.checkpoint_every=10", "schedule.eval_every=1000",
                        "schedule.log_every=10", "output.model=null"), platform.env)
     run_id = job.run_id()
     wait_for_checkpoint(platform, c, job, run_id)
@@ -158,12 +169,12 @@ def test_resume_an_interrupted_run_explicitly(platform, corpus):
     job.wait()
     assert c.get_run(run_id)["info"]["status"] == "RUNNING"  # nobody finished it
 
-    again = Job([*job_args("optim.max_steps=150", "schedule.checkpoint_every=10", "schedule.eval_every=1000",
+    again = Job([*job_args("optim.max_steps=80", "schedule.checkpoint_every=10", "schedule.eval_every=1000",
                            "schedule.log_every=10", "output.model=null"), "--resume-run", run_id], platform.env)
     assert again.wait() == 0, again.output
     assert "resumed from the checkpoint at step" in again.output
     assert c.get_run(run_id)["info"]["status"] == "FINISHED"
-    assert max(p["step"] for p in c.get_metric_history(run_id, "loss")) == 150
+    assert max(p["step"] for p in c.get_metric_history(run_id, "loss")) == 80
 
     finished = Job([*job_args(), "--resume-run", run_id], platform.env)
     assert finished.wait() == 2 and "has already finished" in finished.output

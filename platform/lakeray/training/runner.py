@@ -19,6 +19,8 @@ from lakeray.job_context import job_id
 from lakeray.training.config import PretrainConfig
 
 CHECKPOINTS = "checkpoints"
+#: Ray Train's record of the checkpoints it has committed, kept beside them
+RAY_TRAIN_SNAPSHOT = "checkpoint_manager_snapshot.json"
 WORKER_TOKEN_LIFETIME_S = 7 * 24 * 3600  # the longest a training job may run
 PROXY = "mlflow-artifacts:/"
 
@@ -103,13 +105,37 @@ def run_artifact_dir(settings, run: dict) -> Path:
     return Path(settings.artifact_root) / uri[len(PROXY):]
 
 
+def committed_checkpoints(directory: Path) -> tuple[list[Path], Path | None]:
+    """The checkpoints under a run's ``checkpoints/`` folder that Ray Train recorded as complete
+    (every rank reported), and the latest of them. A checkpoint's directory appears before
+    that, so a job killed mid-checkpoint leaves one that must not be resumed from."""
+    root = directory / CHECKPOINTS
+    try:
+        snapshot = json.loads((root / RAY_TRAIN_SNAPSHOT).read_text())
+    except (FileNotFoundError, ValueError):
+        return [], None
+    latest = snapshot.get("latest_checkpoint_result") or {}
+    return ([root / r["checkpoint_dir_name"] for r in snapshot.get("checkpoint_results", [])],
+            root / latest["checkpoint_dir_name"] if latest else None)
+
+
 def latest_checkpoint(directory: Path):
-    """The newest Ray Train checkpoint under a run's ``checkpoints/`` folder, or None."""
+    """The newest complete Ray Train checkpoint of a run (its artifact directory), or None."""
     import ray.train
 
-    found = sorted((p for p in (directory / CHECKPOINTS).glob("checkpoint_*") if p.is_dir()),
-                   key=lambda p: p.stat().st_mtime)
-    return ray.train.Checkpoint.from_directory(str(found[-1])) if found else None
+    _, latest = committed_checkpoints(directory)
+    return ray.train.Checkpoint.from_directory(str(latest)) if latest is not None and latest.is_dir() else None
+
+
+def prune_uncommitted_checkpoints(directory: Path) -> None:
+    """Remove the checkpoint directories Ray Train never recorded (written by a worker group
+    that died before every rank reported): nothing can resume from them."""
+    import shutil
+
+    kept, _ = committed_checkpoints(directory)
+    for path in (directory / CHECKPOINTS).glob("checkpoint_*"):
+        if path.is_dir() and path not in kept:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def job_main(argv: list[str] | None, prog: str, doc: str, config_cls: str, run, resumable: bool = True) -> int:
@@ -279,6 +305,7 @@ def _fit(cfg, settings, run: dict, loop_config: dict, datasets: dict, callbacks:
     result = trainer.fit()
     if result.error is not None:
         raise result.error
+    prune_uncommitted_checkpoints(run_artifact_dir(settings, run))
     if result.checkpoint is None:
         raise LakerayError("training ended without a checkpoint")
     hf = Path(result.checkpoint.path) / HF_DIR
