@@ -43,3 +43,4 @@ status:
 bench: install
 	$(PY) benchmarks/catalog_api.py
 	$(PY) benchmarks/tracking.py
+	$(PY) benchmarks/training.py
