@@ -48,6 +48,7 @@ def start_all(settings, admin: str = "admin") -> dict:
     """Start (or find) every platform actor; returns their handles by name."""
     from lakeray.actors import registry, tracker
 
+    # the serving actor starts once Serve runs (see lakeray.lifecycle.deploy)
     return {"registry": registry.handle(settings, create=True, admin=admin),
             "tracker": tracker.handle(settings, create=True)}
 

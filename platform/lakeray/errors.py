@@ -87,6 +87,12 @@ class Unavailable(LakerayError):
     error_code = "TEMPORARILY_UNAVAILABLE"
 
 
+class ModelError(LakerayError):
+    """A served model raised while answering (the body says which error, never the stack)."""
+
+    error_code = "MODEL_ERROR"
+
+
 #: error class -> HTTP status; the single source of truth for the REST layer.
 HTTP_STATUS: dict[type[LakerayError], int] = {
     InvalidArgument: 400,
@@ -98,6 +104,7 @@ HTTP_STATUS: dict[type[LakerayError], int] = {
     PayloadTooLarge: 413,
     ResourceExhausted: 429,
     LakerayError: 500,
+    ModelError: 500,
     Unavailable: 503,
     DeadlineExceeded: 504,
 }

@@ -23,7 +23,7 @@ import requests
 from lakeray import __version__
 from lakeray.client.credentials import read_credentials, write_credentials
 from lakeray.errors import Unavailable
-from lakeray.settings import NAMESPACE, REGISTRY_ACTOR, SERVE_APP, TRACKER_ACTOR, Settings
+from lakeray.settings import NAMESPACE, REGISTRY_ACTOR, SERVE_APP, SERVING_ACTOR, TRACKER_ACTOR, Settings
 
 ADMIN = "admin"
 STARTED_MARKER = "ray_started_by_lakeray"
@@ -151,6 +151,10 @@ def deploy(settings: Settings, wait_s: float = 120.0) -> str | None:
         write_credentials(settings.credentials_path, new_token, settings.url, ADMIN)
     start_serve(settings)
     serve.run(ingress_app(settings), name=SERVE_APP, route_prefix="/", blocking=False)
+    from lakeray.actors import serving
+
+    # after Serve: it deploys the endpoints' applications (again, after a restart)
+    ray.get(serving.handle(settings, create=True).ping.remote(), timeout=wait_s)
     wait_healthy(settings.url, wait_s)
     return new_token
 
@@ -202,6 +206,11 @@ def down(settings: Settings, stop_ray: bool | None = None) -> dict:
         connect_ray(settings, start=False)
     except Unavailable:
         return {"stopped": False, "reason": "no Ray cluster is running"}
+    # the serving actor first: it would deploy the endpoints' applications again
+    try:
+        ray.kill(ray.get_actor(SERVING_ACTOR, namespace=NAMESPACE), no_restart=True)
+    except ValueError:
+        pass
     try:
         serve.delete(SERVE_APP)
     except Exception:  # noqa: BLE001 - nothing deployed is fine

@@ -23,6 +23,7 @@ from lakeray.errors import InvalidArgument, PermissionDenied
 from lakeray.model_registry.operations import mlflow_operations, uc_operations
 from lakeray.model_registry.service import ModelRegistry
 from lakeray.principals.service import Caller, PrincipalService
+from lakeray.serving.service import ServingService
 from lakeray.settings import Settings
 from lakeray.storage.db import Database
 from lakeray.tracking.artifacts import ArtifactStore
@@ -60,6 +61,8 @@ REREAD: dict[str, Callable[[dict], tuple[str, dict]]] = {
     "remove_group_member": lambda kw: ("get_principal", {"name": kw["group"]}),
     "create_registered_model": lambda kw: (
         "get_registered_model", {"full_name": f"{kw['catalog_name']}.{kw['schema_name']}.{kw['name']}"}),
+    "create_serving_endpoint": lambda kw: ("get_serving_endpoint", {"name": kw["name"]}),
+    "update_serving_endpoint_config": lambda kw: ("get_serving_endpoint", {"name": kw["name"]}),
     "mlflow_create_registered_model": lambda kw: ("mlflow_get_registered_model", {"name": kw.get("name")}),
 }
 
@@ -88,6 +91,7 @@ class Registry(Dispatcher):
         self.functions = FunctionService(self.catalog, function_runner)
         self.store = ArtifactStore(settings.artifact_root, max_bytes=settings.max_artifact_bytes)
         self.models = ModelRegistry(self.catalog, self.audit, self.store, settings.default_model_schema)
+        self.serving = ServingService(self.db, self.catalog, self.audit, self.models)
         self.ops = self._operations()
 
     # -- bootstrap -------------------------------------------------------------------------
@@ -224,6 +228,14 @@ class Registry(Dispatcher):
             "query_audit": (self._audit_query, read),
             "record_lineage": (self._record_lineage, write),
             "get_lineage": (self._walk_lineage, read),
+            # serving endpoints (what runs is the deployer's, in the serving actor)
+            "create_serving_endpoint": (self.serving.create_endpoint, write),
+            "get_serving_endpoint": (self.serving.get_endpoint, read),
+            "list_serving_endpoints": (self.serving.list_endpoints, read),
+            "update_serving_endpoint_config": (self.serving.update_config, write),
+            "update_serving_endpoint_tags": (self.serving.update_tags, write),
+            "delete_serving_endpoint": (self.serving.delete_endpoint, write),
+            "get_serving_routes": (self.serving.query_routes, read),
         }
         ops = {name: Operation(fn, mut) for name, (fn, mut) in table.items()}
         # the model registry: Unity Catalog's shapes, and MLflow's under mlflow_* names

@@ -15,6 +15,7 @@ from lakeray.errors import InvalidArgument
 NAMESPACE = "lakeray"
 REGISTRY_ACTOR = "registry"
 TRACKER_ACTOR = "tracker"
+SERVING_ACTOR = "serving"
 SERVE_APP = "lakeray"
 
 
@@ -37,6 +38,19 @@ def _int(env: dict, key: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise InvalidArgument(f"{key} must be an integer, got {raw!r}") from None
+
+
+def _float(env: dict, key: str, default: float) -> float:
+    raw = env.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InvalidArgument(f"{key} must be a number, got {raw!r}") from None
+    if value < 0:
+        raise InvalidArgument(f"{key} must not be negative, got {raw!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -62,6 +76,9 @@ class Settings:
             the database reachable from every node that runs an API replica.
         default_model_schema: where a dot-free MLflow model name is registered
             (``LAKERAY_DEFAULT_MODEL_SCHEMA``, default ``main.default``).
+        serving_replica_cpus: the CPUs Ray reserves for each model serving replica
+            (``LAKERAY_SERVING_REPLICA_CPUS``, default 0.1: small models on small machines;
+            give 1 or more on a cluster so replicas spread over nodes).
     """
 
     home: str
@@ -76,6 +93,7 @@ class Settings:
     ray_address: str = ""
     local_reads: bool = True
     default_model_schema: str = "main.default"
+    serving_replica_cpus: float = 0.1
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> Settings:
@@ -95,6 +113,7 @@ class Settings:
             ray_address=env.get("RAY_ADDRESS", ""),
             local_reads=env.get("LAKERAY_LOCAL_READS", "1").lower() not in ("0", "false", "no", "off"),
             default_model_schema=env.get("LAKERAY_DEFAULT_MODEL_SCHEMA", "main.default"),
+            serving_replica_cpus=_float(env, "LAKERAY_SERVING_REPLICA_CPUS", 0.1),
         )
 
     @property

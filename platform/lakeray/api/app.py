@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -28,8 +29,10 @@ REQUEST_ID_HEADER = "x-lakeray-request-id"
 def error_response(error: LakerayError) -> JSONResponse:
     """The JSON error body and status for ``error``."""
     status = http_status(error)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(error.to_json(), status_code=status, headers=headers)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    if getattr(error, "retry_after_s", None):  # a busy or rate-limited resource says when to retry
+        headers["Retry-After"] = str(max(1, math.ceil(error.retry_after_s)))
+    return JSONResponse(error.to_json(), status_code=status, headers=headers or None)
 
 
 #: file uploads (volume files, MLflow artifacts) may be larger than other request bodies.
@@ -143,6 +146,7 @@ def build_app(backend, max_body_bytes: int = 16 * 1024 * 1024, max_artifact_byte
     from lakeray.catalog import routes as catalog_routes
     from lakeray.model_registry import routes as model_routes
     from lakeray.principals import routes as principal_routes
+    from lakeray.serving import routes as serving_routes
     from lakeray.tracking import routes as tracking_routes
 
     app = FastAPI(title="lakeray", version=__version__,
@@ -193,6 +197,7 @@ def build_app(backend, max_body_bytes: int = 16 * 1024 * 1024, max_artifact_byte
     app.include_router(platform_routes.router)
     app.include_router(tracking_routes.router)
     app.include_router(model_routes.router)
+    app.include_router(serving_routes.router)
     app.add_middleware(AuthGate)
     if max_body_bytes:
         app.add_middleware(BodyLimit, limit=max_body_bytes, upload_limit=max_artifact_bytes)  # runs first

@@ -14,6 +14,8 @@ from lakeray.errors import InvalidArgument
 MAX_IDENTIFIER = 255
 _IDENT = re.compile(r"[A-Za-z0-9_]+")
 # Principals are user e-mails, group names and service principal names.
+#: serving endpoint names (Databricks'): letters, digits, '-' and '_', at most 63 characters
+_ENDPOINT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
 _PRINCIPAL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]*")
 
 
@@ -31,6 +33,14 @@ def identifier(value: object, what: str = "name") -> str:
     if not _IDENT.fullmatch(value):
         raise InvalidArgument(
             f"invalid {what} {_show(value)}: use ASCII letters, digits and underscore only")
+    return value.lower()
+
+
+def endpoint(value: object, what: str = "serving endpoint name") -> str:
+    """Validate a serving endpoint name (dashes allowed, unlike catalog names); lower-cased."""
+    if not isinstance(value, str) or not _ENDPOINT.fullmatch(value):
+        raise InvalidArgument(f"invalid {what} {_show(value)}: use 1-63 ASCII letters, digits, '-' or '_', "
+                              "starting with a letter or digit")
     return value.lower()
 
 

@@ -132,6 +132,8 @@ class CatalogService:
     def parse(stype: object, full_name: object) -> tuple[SecurableType, str]:
         """Validate a securable type and full name; returns them normalised."""
         t = securable_type(stype)
+        if t == ST.SERVING_ENDPOINT:
+            return t, names.endpoint(full_name)
         parts = names.full_name(full_name, NAME_PARTS[t], f"{t.value.replace('_', ' ')} name")
         return t, ".".join(parts)
 

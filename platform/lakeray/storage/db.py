@@ -47,12 +47,19 @@ def _migration_4(conn: Connection) -> None:
     models.metadata.create_all(conn, tables=REGISTRY_TABLES)
 
 
+def _migration_5(conn: Connection) -> None:
+    from lakeray.serving.tables import SERVING_TABLES
+
+    models.metadata.create_all(conn, tables=SERVING_TABLES)
+
+
 #: Ordered schema migrations; append, never edit an applied one.
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _migration_1),
     (2, _migration_2),
     (3, _migration_3),
     (4, _migration_4),
+    (5, _migration_5),
 ]
 
 
