@@ -271,3 +271,46 @@ def test_endpoints_keep_answering_when_the_serving_actor_dies(platform, models):
     api.wait(name, 2)
     assert api.query(name, {"inputs": [[1.0]]}).json()["predictions"] == pytest.approx([3.0])
     api.delete(f"{API}/{name}")
+
+
+def test_overload_is_a_503_with_retry_after_not_a_growing_queue(platform, models):
+    api = Api(platform)
+    name = unique("busy")
+    api.create(name, {"entity_name": TOOLS, "entity_version": "1", "max_replicas": 1, "max_ongoing_requests": 1,
+                      "max_queued_requests": 1, "timeout_s": 30})
+    api.wait(name, 1)
+
+    def slow(_):
+        return Api(platform).query(name, {"dataframe_records": [{"x": -2}]})  # 3 s each
+
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(slow, range(6)))
+    codes = Counter(r.status_code for r in answers)
+    assert codes[200] >= 1 and codes[503] >= 3 and set(codes) <= {200, 503}, codes
+    busy = next(r for r in answers if r.status_code == 503)
+    assert busy.headers["Retry-After"] == "1" and "at capacity" in busy.json()["message"]
+    api.delete(f"{API}/{name}")
+
+
+@pytest.mark.parametrize("via", ["http", "ray"])
+def test_the_python_client_on_both_transports(platform, models, via):
+    from lakeray.errors import InvalidArgument, NotFound
+
+    if via == "ray":
+        platform.join()
+    c = platform.client(via)
+    name = unique(f"py-{via}")
+    created = c.serving.create(name, [{"entity_name": LR, "entity_version": "1", "name": "lr"}], tags={"team": "ml"})
+    assert created["tags"] == [{"key": "team", "value": "ml"}]
+    assert c.serving.wait(name)["config"]["config_version"] == 1
+    assert c.serving.query(name, inputs=[[1.0], [2.0]])["predictions"] == pytest.approx([2.0, 4.0])
+    assert c.serving.query(name, {"dataframe_records": [{"x": 1.0}]})["predictions"] == pytest.approx([2.0])
+    with pytest.raises(InvalidArgument, match="give exactly one of"):
+        c.serving.query(name, records=[])
+    assert name in [e["name"] for e in c.serving.list()]
+    c.serving.update_config(name, [{"entity_name": LR, "entity_version": "2"}])
+    c.serving.wait(name)
+    assert c.serving.query(name, inputs=[[1.0]])["predictions"] == pytest.approx([3.0])
+    c.serving.delete(name)
+    with pytest.raises(NotFound):
+        c.serving.query(name, inputs=[[1.0]])

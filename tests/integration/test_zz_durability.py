@@ -175,6 +175,20 @@ def test_down_and_up_keep_all_state(platform):
     mlc.create_registered_model("main.default.durable_model")
     mlc.create_model_version("main.default.durable_model", f"runs:/{run_id}/model", run_id)
     mlc.set_registered_model_alias("main.default.durable_model", "prod", 1)
+    # a serving endpoint: its config survives, and what runs for it is deployed again
+    import mlflow
+    import numpy as np
+    from sklearn.linear_model import LinearRegression
+
+    mlflow.set_tracking_uri(platform.url)
+    mlflow.set_registry_uri(platform.url)
+    x = np.arange(5, dtype=float).reshape(-1, 1)
+    with mlflow.start_run():
+        mlflow.sklearn.log_model(LinearRegression().fit(x, 2 * x.ravel()), name="model",
+                                 serialization_format="cloudpickle", registered_model_name="main.default.durable_lr")
+    c.serving.create("durable-ep", [{"entity_name": "main.default.durable_lr", "entity_version": "1"}])
+    c.serving.wait("durable-ep")
+    assert c.serving.query("durable-ep", inputs=[[1.0]])["predictions"] == pytest.approx([2.0])
 
     platform.down()
     platform.up()
@@ -193,10 +207,10 @@ def test_down_and_up_keep_all_state(platform):
         c.create_catalog("durable")
     mlc = MlflowClient(platform.url)
     assert [(m.value, m.step) for m in mlc.get_metric_history(run_id, "loss")] == [(0.5, 3)]
-    import mlflow
-
     mlflow.set_tracking_uri(platform.url)
     assert mlflow.artifacts.load_text(f"runs:/{run_id}/notes.txt") == "kept"
     mlflow.set_registry_uri(platform.url)
     assert mlc.get_model_version_by_alias("main.default.durable_model", "prod").version == "1"
     assert mlflow.artifacts.load_text("models:/main.default.durable_model@prod/MLmodel") == "flavors: {}\n"
+    assert c.serving.wait("durable-ep")["config"]["config_version"] == 1
+    assert c.serving.query("durable-ep", inputs=[[1.0]])["predictions"] == pytest.approx([2.0])

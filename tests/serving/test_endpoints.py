@@ -9,7 +9,7 @@ from tests.model_registry.test_models import M, logged_run, mlflow
 
 from lakeray.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied
 from lakeray.serving.config import normalise
-from lakeray.serving.routes import pick_route
+from lakeray.serving.routing import pick_route
 from lakeray.serving.service import read_state, write_state
 
 

@@ -67,6 +67,13 @@ class Client:
         self._t = transport
 
     @property
+    def serving(self):
+        """Serving endpoints (:class:`lakeray.client.serving.ServingClient`)."""
+        from lakeray.client.serving import ServingClient
+
+        return ServingClient(self)
+
+    @property
     def transport(self) -> str:
         """``"ray"`` or ``"http"``."""
         return self._t.kind

@@ -21,6 +21,7 @@ from lakeray.errors import Unavailable, from_wire
 UC = "/api/2.1/unity-catalog"
 LR = "/api/lakeray/v1"
 MLFLOW = "/api/2.0/mlflow"
+SERVING = "/api/2.0/serving-endpoints"
 
 # op -> (method, path template, where the remaining kwargs go: "json" | "query" | None)
 ROUTES: dict[str, tuple[str, str, str | None]] = {
@@ -91,7 +92,13 @@ ROUTES: dict[str, tuple[str, str, str | None]] = {
     "log_inputs": ("POST", MLFLOW + "/runs/log-inputs", "json"),
     "get_metric_history": ("GET", MLFLOW + "/metrics/get-history", "query"),
     "search_runs": ("POST", MLFLOW + "/runs/search", "json"),
+    "create_serving_endpoint": ("POST", SERVING, "json"),
+    "get_serving_endpoint": ("GET", SERVING + "/{name}", None),
+    "list_serving_endpoints": ("GET", SERVING, None),
+    "update_serving_endpoint_config": ("PUT", SERVING + "/{name}/config", "json"),
+    "delete_serving_endpoint": ("DELETE", SERVING + "/{name}", None),
 }
+SERVING_QUERY = "/serving-endpoints/{name}/invocations"
 # Responses wrapped in an envelope by the REST API, unwrapped to match the Ray transport.
 _UNWRAP = {"list_principals": "principals", "table_versions": "versions", "list_tokens": "token_infos"}
 
@@ -167,6 +174,10 @@ class HttpTransport:
         return data.get(_UNWRAP[op]) if op in _UNWRAP else (data if data != {} or method != "DELETE" else None)
 
     # -- operations whose wire form is not plain JSON --------------------------------------
+    def _op_query_serving_endpoint(self, mutating, name, body):
+        path = SERVING_QUERY.format(name=quote(str(name), safe=""))
+        return self.request("POST", path, False, json=body).json()
+
     def _op_create_table(self, mutating, full_name, schema=None, data=None, comment=None,
                          properties=None, **lineage):
         import pyarrow as pa

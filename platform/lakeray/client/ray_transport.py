@@ -42,6 +42,8 @@ class RayTransport:
         import ray
         import ray.exceptions as rex
 
+        if op == "query_serving_endpoint":
+            return self._query_serving_endpoint(**kwargs)
         if op == "upload_artifact" and hasattr(kwargs.get("data"), "read"):
             kwargs["data"] = kwargs["data"].read()  # actor calls carry bytes, not open files
         request_id = kwargs.pop("request_id", None) or (str(uuid.uuid4()) if mutating else None)
@@ -59,3 +61,21 @@ class RayTransport:
                     raise Unavailable(f"the registry actor is not reachable: {e}") from None
                 self._actors.clear()
                 time.sleep(0.25)
+
+    def _query_serving_endpoint(self, name: str, body: dict):
+        """The ingress's path without HTTP: the routes (CAN_QUERY checked), a traffic draw, the
+        served entity's deployment handle."""
+        from ray import serve
+
+        from lakeray.serving.routing import invocation_api, live_routes, pick_route, served_error
+
+        target = self.call("get_serving_routes", name=name)
+        route = pick_route(live_routes(target))
+        payload = {"api": invocation_api(route["kind"], body), "model": target["name"], "body": body}
+        try:
+            return serve.get_app_handle(route["app"]).remote(payload).result(timeout_s=route["timeout_s"])
+        except Exception as e:  # noqa: BLE001 - mapped below, or re-raised as it is
+            mapped = served_error(route, e)
+            if mapped is None:
+                raise
+            raise mapped from None

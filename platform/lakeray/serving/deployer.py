@@ -59,9 +59,12 @@ def entity_app(spec: dict, served: str):
     """The Serve application of one served entity."""
     from ray import serve
 
+    from lakeray.serving.llm import EmbeddingServer, LLMServer
     from lakeray.serving.replica import ModelServer
 
-    deployment = serve.deployment(ModelServer).options(
+    server = {"pyfunc": ModelServer, "chat": LLMServer, "completion": LLMServer,
+              "embedding": EmbeddingServer}[spec["kind"]]
+    deployment = serve.deployment(server).options(
         name=served,
         autoscaling_config={"min_replicas": spec["min_replicas"], "max_replicas": spec["max_replicas"],
                             "initial_replicas": max(spec["min_replicas"], 0),

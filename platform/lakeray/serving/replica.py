@@ -1,7 +1,7 @@
 """The Ray Serve deployment of one served entity: loads the model version once per replica and
 answers the requests the API ingress forwards through a deployment handle.
 
-A request is ``{"kind": "invocations", "body": <parsed JSON>}``. Errors come back as
+A request is ``{"api": "invocations", "model": <endpoint>, "body": <parsed JSON>}``. Errors come back as
 LakerayErrors: a bad body is InvalidArgument (400), a model that raises is ModelError (500,
 with the error's type and first line, never a stack trace; the trace goes to the replica log).
 """
@@ -42,13 +42,14 @@ class ModelServer:
     def __init__(self, spec: dict):
         self.spec = spec
         self.kind = spec["kind"]
-        if self.kind != "pyfunc":
-            raise InvalidArgument(f"serving {self.kind} models is not supported yet")
         import mlflow.pyfunc
 
         self.model = mlflow.pyfunc.load_model(spec["path"])
 
     async def __call__(self, request: dict) -> dict:
+        if request["api"] != "invocations":
+            raise InvalidArgument(f"endpoint '{request['model']}' serves an MLflow pyfunc model: query it at "
+                                  f"/serving-endpoints/{request['model']}/invocations")
         # in a thread, so one replica's event loop keeps taking requests up to max_ongoing_requests
         return await asyncio.to_thread(self._invoke, request.get("body"))
 

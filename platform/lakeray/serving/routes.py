@@ -1,26 +1,28 @@
 """The serving-endpoints REST API (Databricks' shapes) and the query route.
 
 Control plane: ``/api/2.0/serving-endpoints[/{name}[/config|/tags]]``. Queries:
-``POST /serving-endpoints/{name}/invocations`` picks a served entity by the traffic split and
-forwards the body to its Serve application through a deployment handle (no HTTP hop).
+``POST /serving-endpoints/{name}/invocations`` and the OpenAI routes (``/v1/chat/completions``,
+``/v1/completions``, ``/v1/embeddings``, ``model`` = endpoint name) pick a served entity by the
+traffic split and forward the body to its Serve application through a deployment handle (no
+HTTP hop); streamed generations come back as server-sent events.
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from lakeray.api.app import call
-from lakeray.errors import DeadlineExceeded, LakerayError, Unavailable
+from lakeray.errors import InvalidArgument
 from lakeray.schemas.serving import (
     CreateServingEndpoint,
     PatchServingEndpointTags,
     ReplaceServingEndpoint,
     UpdateServingEndpointConfig,
 )
+from lakeray.serving.routing import invocation_api, live_routes, pick_route, served_error
 
 router = APIRouter(tags=["serving"])
 API = "/api/2.0/serving-endpoints"
@@ -93,54 +95,99 @@ async def delete_serving_endpoint(name: str, request: Request) -> dict:
     return {}
 
 
-def pick_route(routes: list[dict], draw: float | None = None) -> dict:
-    """The route a query takes: a draw in [0, 100) against the cumulative traffic percentages."""
-    draw = random.uniform(0, 100) if draw is None else draw
-    total = 0
-    for route in routes:
-        total += route["percent"]
-        if draw < total:
-            return route
-    return next(r for r in reversed(routes) if r["percent"] > 0)
+async def _query(request: Request, name: str, api: str | None, body) -> Response:
+    """Route one query of endpoint ``name``; ``api`` None means: decide by the entity's kind."""
+    target = await call(request, "get_serving_routes", name=name)
+    route = pick_route(live_routes(target))
+    api = api or invocation_api(route["kind"], body)
+    payload = {"api": api, "model": target["name"], "body": body}
+    headers = {SERVED_ENTITY_HEADER: route["served_name"]}
+    if api in ("chat", "completion") and isinstance(body, dict) and body.get("stream") is True:
+        if route["kind"] not in ("chat", "completion"):
+            raise InvalidArgument(f"endpoint '{target['name']}' does not serve a language model")
+        events = await stream(request, route, payload)
+        return StreamingResponse(events, media_type="text/event-stream", headers=headers)
+    return JSONResponse(await forward(request, route, payload), headers=headers)
 
 
 @router.post("/serving-endpoints/{name}/invocations")
 async def invocations(name: str, request: Request):
-    """Score the body with the endpoint's model (``dataframe_split``, ``dataframe_records``,
-    ``instances`` or ``inputs``); needs CAN_QUERY."""
+    """Query an endpoint: MLflow scoring formats (``dataframe_split``, ``dataframe_records``,
+    ``instances``, ``inputs``) for pyfunc models, OpenAI bodies for language and embedding
+    models; needs CAN_QUERY."""
+    return await _query(request, name, None, await request.json())
+
+
+def _model_of(body) -> str:
+    if not isinstance(body, dict) or not isinstance(body.get("model"), str) or not body["model"]:
+        raise InvalidArgument("model: the name of the serving endpoint to query is required")
+    return body["model"]
+
+
+@router.post("/v1/chat/completions")
+async def chat_completions(request: Request):
+    """OpenAI chat completions; ``model`` is the endpoint's name (CAN_QUERY)."""
     body = await request.json()
-    target = await call(request, "get_serving_routes", name=name)
-    routes = [r for r in target["routes"] if r["percent"] > 0]
-    if not routes:
-        raise Unavailable(f"serving endpoint '{target['name']}' is not ready yet"
-                          + (f": {target['message']}" if target["message"] else ""))
-    route = pick_route(routes)
-    result = await forward(request, route, {"kind": "invocations", "body": body})
-    return JSONResponse(result, headers={SERVED_ENTITY_HEADER: route["served_name"]})
+    return await _query(request, _model_of(body), "chat", body)
 
 
-async def forward(request: Request, route: dict, payload: dict):
-    """Send ``payload`` to the route's Serve application; its errors as LakerayErrors."""
-    import ray.exceptions as rex
+@router.post("/v1/completions")
+async def completions(request: Request):
+    """OpenAI text completions; ``model`` is the endpoint's name (CAN_QUERY)."""
+    body = await request.json()
+    return await _query(request, _model_of(body), "completion", body)
+
+
+@router.post("/v1/embeddings")
+async def embeddings(request: Request):
+    """OpenAI embeddings; ``model`` is the endpoint's name (CAN_QUERY)."""
+    body = await request.json()
+    return await _query(request, _model_of(body), "embeddings", body)
+
+
+@router.get("/v1/models")
+async def models(request: Request) -> dict:
+    """The endpoints the caller may view, as OpenAI models."""
+    listed = await call(request, "list_serving_endpoints")
+    return {"object": "list", "data": [{"id": e["name"], "object": "model", "created": e["creation_timestamp"] // 1000,
+                                        "owned_by": e["creator"]} for e in listed["endpoints"]]}
+
+
+def _handle(request: Request, route: dict):
     from ray import serve
-    from ray.serve.exceptions import BackPressureError
 
     handles = request.app.state.__dict__.setdefault("serve_handles", {})
     handle = handles.get(route["app"])
     if handle is None:
         handle = handles[route["app"]] = serve.get_app_handle(route["app"])
+    return handle
+
+
+async def stream(request: Request, route: dict, payload: dict):
+    """The server-sent events of a streamed generation; the first arrives before the response
+    starts, so a bad request is still a 4xx."""
+    generator = _handle(request, route).options(stream=True, method_name="stream").remote(payload)
+    first = await _errors(route, asyncio.wait_for(generator.__anext__(), timeout=route["timeout_s"]))
+
+    async def events():
+        yield first
+        async for event in generator:
+            yield event
+
+    return events()
+
+
+async def forward(request: Request, route: dict, payload: dict):
+    """Send ``payload`` to the route's Serve application; its errors as LakerayErrors."""
+    return await _errors(route, asyncio.wait_for(_handle(request, route).remote(payload), timeout=route["timeout_s"]))
+
+
+async def _errors(route: dict, awaitable):
+    """Await a call into a served entity; its failures as LakerayErrors (see ``served_error``)."""
     try:
-        return await asyncio.wait_for(handle.remote(payload), timeout=route["timeout_s"])
-    except TimeoutError:
-        raise DeadlineExceeded(f"the model did not answer within {route['timeout_s']:g} s") from None
-    except BackPressureError:
-        busy = Unavailable(f"served entity {route['served_name']} is at capacity (its queue is full); retry shortly")
-        busy.retry_after_s = 1
-        raise busy from None
-    except rex.RayTaskError as e:
-        cause = getattr(e, "cause", None)
-        if isinstance(cause, LakerayError):
-            raise type(cause)(cause.message) from None
-        raise LakerayError("the served model failed") from None
-    except (rex.ActorDiedError, rex.ActorUnavailableError) as e:
-        raise Unavailable(f"served entity {route['served_name']} is restarting: {type(e).__name__}") from None
+        return await awaitable
+    except Exception as e:  # noqa: BLE001 - mapped below, or re-raised as it is
+        mapped = served_error(route, e)
+        if mapped is None:
+            raise
+        raise mapped from None

@@ -16,7 +16,7 @@ CHATML = ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\
           "{% endif %}")
 
 
-def _ids(tok, messages: list[dict], generation_prompt: bool) -> list[int]:
+def template_ids(tok, messages: list[dict], generation_prompt: bool) -> list[int]:
     out = tok.apply_chat_template(messages, tokenize=True, add_generation_prompt=generation_prompt)
     if hasattr(out, "keys"):  # a BatchEncoding in newer transformers
         out = out["input_ids"]
@@ -30,10 +30,10 @@ def encode(tok, messages: list[dict], max_length: int) -> tuple[list[int], list[
     labels: list[int] = []
     for i, message in enumerate(messages):
         if message.get("role") == "assistant":
-            header = _ids(tok, messages[:i], generation_prompt=True)[len(ids):]
+            header = template_ids(tok, messages[:i], generation_prompt=True)[len(ids):]
             ids += header
             labels += [IGNORE] * len(header)
-        full = _ids(tok, messages[: i + 1], generation_prompt=False)
+        full = template_ids(tok, messages[: i + 1], generation_prompt=False)
         new = full[len(ids):]
         if full[:len(ids)] != ids:  # a template that rewrites earlier turns: take it whole, unlabeled
             ids, labels, new = list(full), [IGNORE] * len(full), []

@@ -113,12 +113,14 @@ def _search(cfg: TuneConfig, parent: str, token: str, settings) -> list:
 
 
 def _settle(cfg: TuneConfig, client, trials: list) -> dict:
-    """Close the runs of trials the scheduler stopped early (their process ended mid-run) as
-    KILLED, and pick the best trial among those that finished (only they have a model)."""
+    """Close the runs of trials the scheduler stopped early as KILLED, and pick the best trial
+    among those that finished (only they have a model). A stopped trial's run is left RUNNING
+    when its process ended mid-run, or FAILED when the stop reached ``run_job`` as an
+    exception; Tune reports no error for either (a trial that really failed has one)."""
     finished = []
     for result, run_id in trials:
         status = client.get_run(run_id)["info"]["status"]
-        if status == "RUNNING":
+        if status == "RUNNING" or (status == "FAILED" and result.error is None):
             client.log_batch(run_id, tags={"lakeray.stopped_by": cfg.scheduler})
             client.end_run(run_id, "KILLED")
         elif status == "FINISHED":
