@@ -46,11 +46,12 @@ def named(name: str):
 
 def start_all(settings, admin: str = "admin") -> dict:
     """Start (or find) every platform actor; returns their handles by name."""
-    from lakeray.actors import registry, tracker
+    from lakeray.actors import gateway, registry, tracker
 
     # the serving actor starts once Serve runs (see lakeray.lifecycle.deploy)
     return {"registry": registry.handle(settings, create=True, admin=admin),
-            "tracker": tracker.handle(settings, create=True)}
+            "tracker": tracker.handle(settings, create=True),
+            "gateway": gateway.handle(settings, create=True)}
 
 
 def start(cls, name: str, *args, max_concurrency: int = 16):

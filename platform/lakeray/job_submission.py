@@ -24,6 +24,7 @@ JOBS = {
     "tune": "lakeray.jobs.tune",
     "load_corpus": "lakeray.jobs.load_corpus",
     "build_chat": "lakeray.jobs.build_chat",
+    "batch_infer": "lakeray.jobs.batch_infer",
 }
 #: the config model each job's YAML is checked against before submitting
 CONFIGS = {"pretrain": "PretrainConfig", "finetune": "FinetuneConfig", "tune": "TuneConfig"}

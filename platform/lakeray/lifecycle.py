@@ -23,7 +23,15 @@ import requests
 from lakeray import __version__
 from lakeray.client.credentials import read_credentials, write_credentials
 from lakeray.errors import Unavailable
-from lakeray.settings import NAMESPACE, REGISTRY_ACTOR, SERVE_APP, SERVING_ACTOR, TRACKER_ACTOR, Settings
+from lakeray.settings import (
+    GATEWAY_ACTOR,
+    NAMESPACE,
+    REGISTRY_ACTOR,
+    SERVE_APP,
+    SERVING_ACTOR,
+    TRACKER_ACTOR,
+    Settings,
+)
 
 ADMIN = "admin"
 STARTED_MARKER = "ray_started_by_lakeray"
@@ -219,7 +227,11 @@ def down(settings: Settings, stop_ray: bool | None = None) -> dict:
         serve.shutdown()
     except Exception:  # noqa: BLE001
         pass
-    for name in (REGISTRY_ACTOR, TRACKER_ACTOR):
+    try:  # the query logs the gateway still holds
+        ray.get(ray.get_actor(GATEWAY_ACTOR, namespace=NAMESPACE).flush.remote(), timeout=30)
+    except Exception:  # noqa: BLE001 - no gateway, or it is gone: nothing to keep
+        pass
+    for name in (REGISTRY_ACTOR, TRACKER_ACTOR, GATEWAY_ACTOR):
         try:
             ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=True)
         except ValueError:

@@ -23,6 +23,8 @@ from lakeray.errors import InvalidArgument, PermissionDenied
 from lakeray.model_registry.operations import mlflow_operations, uc_operations
 from lakeray.model_registry.service import ModelRegistry
 from lakeray.principals.service import Caller, PrincipalService
+from lakeray.secrets.service import SecretService
+from lakeray.secrets.vault import Vault
 from lakeray.serving.service import ServingService
 from lakeray.settings import Settings
 from lakeray.storage.db import Database
@@ -91,7 +93,8 @@ class Registry(Dispatcher):
         self.functions = FunctionService(self.catalog, function_runner)
         self.store = ArtifactStore(settings.artifact_root, max_bytes=settings.max_artifact_bytes)
         self.models = ModelRegistry(self.catalog, self.audit, self.store, settings.default_model_schema)
-        self.serving = ServingService(self.db, self.catalog, self.audit, self.models)
+        self.secrets = SecretService(self.db, self.catalog, self.audit, Vault(settings.home))
+        self.serving = ServingService(self.db, self.catalog, self.audit, self.models, self.tables, self.secrets)
         self.ops = self._operations()
 
     # -- bootstrap -------------------------------------------------------------------------
@@ -236,6 +239,18 @@ class Registry(Dispatcher):
             "update_serving_endpoint_tags": (self.serving.update_tags, write),
             "delete_serving_endpoint": (self.serving.delete_endpoint, write),
             "get_serving_routes": (self.serving.query_routes, read),
+            "put_ai_gateway": (self.serving.put_ai_gateway, write),
+            # secrets (values go in, never out)
+            "create_secret_scope": (self.secrets.create_scope, write),
+            "list_secret_scopes": (self.secrets.list_scopes, read),
+            "delete_secret_scope": (self.secrets.delete_scope, write),
+            "put_secret": (self.secrets.put_secret, write),
+            "delete_secret": (self.secrets.delete_secret, write),
+            "list_secrets": (self.secrets.list_secrets, read),
+            "put_secret_acl": (self.secrets.put_acl, write),
+            "delete_secret_acl": (self.secrets.delete_acl, write),
+            "list_secret_acls": (self.secrets.list_acls, read),
+            "get_secret_acl": (self.secrets.get_acl, read),
         }
         ops = {name: Operation(fn, mut) for name, (fn, mut) in table.items()}
         # the model registry: Unity Catalog's shapes, and MLflow's under mlflow_* names

@@ -16,6 +16,7 @@ NAMESPACE = "lakeray"
 REGISTRY_ACTOR = "registry"
 TRACKER_ACTOR = "tracker"
 SERVING_ACTOR = "serving"
+GATEWAY_ACTOR = "gateway"
 SERVE_APP = "lakeray"
 
 

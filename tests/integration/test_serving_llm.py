@@ -1,10 +1,13 @@
 """Contract: the unmodified openai client against LLM and embedding endpoints on the session
 platform: SmolLM2-135M-Instruct (from ``lakeray models import``) answers chat and completions,
 streamed and not, with stop strings, usage and concurrent requests batched; all-MiniLM-L6-v2
-answers embeddings; errors come back as the openai client's exceptions."""
+answers embeddings; errors come back as the openai client's exceptions; the AI gateway counts a
+stream's tokens against a token limit; an external OpenAI-compatible model (lakeray's own /v1)
+answers through a secret-held key."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -116,3 +119,70 @@ def test_errors_are_the_clients_exceptions(platform, client, endpoints):
                          headers={"Authorization": f"Bearer {platform.token}"},
                          json={"messages": QUESTION, "max_tokens": 20, "temperature": 0})
     assert resp.status_code == 200 and "Paris" in resp.json()["choices"][0]["message"]["content"]
+
+
+def test_the_gateway_counts_tokens_of_streams_and_limits_tokens_per_minute(platform, client, endpoints):
+    import ray
+
+    name = endpoints["chat"]
+    headers = {"Authorization": f"Bearer {platform.token}"}
+    gateway = f"{platform.url}/api/2.0/serving-endpoints/{name}/ai-gateway"
+    resp = requests.put(gateway, headers=headers, timeout=60, json={
+        "rate_limits": [{"tokens": 20, "key": "user", "renewal_period": "minute"}],
+        "usage_tracking_config": {"enabled": True}})
+    assert resp.status_code == 200, resp.text
+    try:
+        # admitted (nothing used yet); the client did not ask for usage, so it sees none
+        stream = client.chat.completions.create(model=name, messages=QUESTION, temperature=0, max_tokens=8,
+                                                stream=True)
+        chunks = list(stream)
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        assert all(c.usage is None for c in chunks) and all(c.choices for c in chunks)
+        # the stream's prompt and completion tokens (> 20) were counted: the next call is refused
+        with pytest.raises(openai.RateLimitError) as refused:
+            client.chat.completions.create(model=name, messages=QUESTION, max_tokens=8)
+        assert "20 tokens per minute for user admin" in str(refused.value)
+        assert 1 <= int(refused.value.response.headers["Retry-After"]) <= 60
+        platform.join()
+        ray.get(ray.get_actor("gateway", namespace="lakeray").flush.remote(), timeout=60)
+        rows = [r for r in platform.client("http").read_table("system.serving.endpoint_usage").to_pylist()
+                if r["endpoint_name"] == name]
+        streamed = next(r for r in rows if r["status_code"] == 200)
+        assert streamed["request_streaming"] and streamed["api"] == "chat"
+        assert streamed["input_token_count"] > 10 and 1 <= streamed["output_token_count"] <= 8
+        assert any(r["status_code"] == 429 for r in rows)
+    finally:
+        requests.put(gateway, headers=headers, timeout=60, json={})
+
+
+def test_an_external_openai_compatible_model(platform, client, endpoints):
+    """An external model whose provider is a real OpenAI-compatible server: lakeray's own /v1
+    (SmolLM2 behind the session's chat endpoint), its key (a token) kept as a secret."""
+    headers = {"Authorization": f"Bearer {platform.token}"}
+    api = platform.url + "/api/2.0"
+    scope, name = f"ext-{uuid.uuid4().hex[:6]}", f"ext-{uuid.uuid4().hex[:6]}"
+    token = platform.client("http").create_token(comment="external model key")["token_value"]
+    assert requests.post(f"{api}/secrets/scopes/create", headers=headers, json={"scope": scope}, timeout=30).ok
+    assert requests.post(f"{api}/secrets/put", headers=headers, timeout=30,
+                         json={"scope": scope, "key": "key", "string_value": token}).ok
+    resp = requests.post(f"{api}/serving-endpoints", headers=headers, timeout=60, json={"name": name, "config": {
+        "served_entities": [{"name": "smol-remote", "external_model": {
+            "name": endpoints["chat"], "provider": "openai", "task": "llm/v1/chat",
+            "openai_config": {"openai_api_key": f"{{{{secrets/{scope}/key}}}}",
+                              "openai_api_base": platform.url + "/v1"}}}]}})
+    assert resp.status_code == 200, resp.text
+    try:
+        ep = wait_ready(platform, name)
+        assert token not in json.dumps(ep)
+        out = client.chat.completions.create(model=name, messages=QUESTION, temperature=0, max_tokens=20)
+        assert "Paris" in out.choices[0].message.content and out.usage.completion_tokens >= 1
+        chunks = list(client.chat.completions.create(model=name, messages=QUESTION, temperature=0, max_tokens=20,
+                                                     stream=True))
+        assert "Paris" in "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        with pytest.raises(openai.BadRequestError, match="api_base: a query may not choose"):
+            client.chat.completions.create(model=name, messages=QUESTION, extra_body={"api_base": "http://evil"})
+        with pytest.raises(openai.BadRequestError, match="external chat model"):
+            client.embeddings.create(model=name, input="x")
+    finally:
+        requests.delete(f"{api}/serving-endpoints/{name}", headers=headers, timeout=60)
+        requests.post(f"{api}/secrets/scopes/delete", headers=headers, json={"scope": scope}, timeout=30)

@@ -189,6 +189,10 @@ def test_down_and_up_keep_all_state(platform):
     c.serving.create("durable-ep", [{"entity_name": "main.default.durable_lr", "entity_version": "1"}])
     c.serving.wait("durable-ep")
     assert c.serving.query("durable-ep", inputs=[[1.0]])["predictions"] == pytest.approx([2.0])
+    # its AI gateway config too, and the usage rows of calls answered before `down` (it flushes)
+    c.serving.put_ai_gateway("durable-ep", rate_limits=[{"calls": 100, "key": "user", "renewal_period": "minute"}],
+                             usage_tracking_config={"enabled": True})
+    assert c.serving.query("durable-ep", inputs=[[2.0]])["predictions"] == pytest.approx([4.0])
 
     platform.down()
     platform.up()
@@ -214,3 +218,8 @@ def test_down_and_up_keep_all_state(platform):
     assert mlflow.artifacts.load_text("models:/main.default.durable_model@prod/MLmodel") == "flavors: {}\n"
     assert c.serving.wait("durable-ep")["config"]["config_version"] == 1
     assert c.serving.query("durable-ep", inputs=[[1.0]])["predictions"] == pytest.approx([2.0])
+    assert c.serving.get("durable-ep")["ai_gateway"] == {
+        "rate_limits": [{"key": "user", "renewal_period": "minute", "calls": 100}],
+        "usage_tracking_config": {"enabled": True}}
+    usage = c.read_table("system.serving.endpoint_usage").to_pylist()
+    assert any(r["endpoint_name"] == "durable-ep" and r["status_code"] == 200 for r in usage)

@@ -5,6 +5,9 @@ ZeRO-3); all five agree on the losses, since they implement one optimizer recipe
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -82,25 +85,32 @@ def _worker(cfg: dict) -> None:
         Path(cfg["dir"], "results.json").write_text(json.dumps(out))
 
 
-@pytest.fixture(scope="module")
-def results(platform, tmp_path_factory):
-    import sys
-
+def train(out: str) -> None:
+    """Run every engine on a 2-worker Ray Train group of the cluster this process joins."""
+    import ray
     import ray.train
-    from ray import cloudpickle
     from ray.train.torch import TorchTrainer
 
-    platform.join()
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import tests/
-    out = tmp_path_factory.mktemp("engines")
+    # run as a script: _worker lives in __main__, which is pickled by value (workers cannot import tests/)
+    ray.init(address="auto", namespace="lakeray", log_to_driver=False, logging_level="ERROR")
     trainer = TorchTrainer(
-        _worker, train_loop_config={"configs": CONFIGS, "dir": str(out)},
+        _worker, train_loop_config={"configs": CONFIGS, "dir": out},
         scaling_config=ray.train.ScalingConfig(num_workers=2, resources_per_worker={"CPU": 0.5}),
-        run_config=ray.train.RunConfig(name="engines", storage_path=str(out / "ray"),
+        run_config=ray.train.RunConfig(name="engines", storage_path=str(Path(out) / "ray"),
                                        failure_config=ray.train.FailureConfig(max_failures=0),
                                        worker_runtime_env={"env_vars": {"DS_ACCELERATOR": "cpu"}}))
     result = trainer.fit()
     assert result.error is None, result.error
+
+
+@pytest.fixture(scope="module")
+def results(platform, tmp_path_factory):
+    """The engines' runs, driven from a process of their own: a Ray driver whose cluster goes away
+    exits on the spot, and that must not take the test session with it."""
+    out = tmp_path_factory.mktemp("engines")
+    done = subprocess.run([sys.executable, __file__, str(out)], env=platform.env, cwd=Path(__file__).parent,
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
     return json.loads((out / "results.json").read_text())
 
 
@@ -120,3 +130,7 @@ def test_every_engine_follows_the_same_recipe(results):
     reference = results["ddp-0"]["before"] + results["ddp-0"]["after"]
     for name, r in results.items():
         assert r["before"] + r["after"] == pytest.approx(reference, rel=2e-3), name
+
+
+if __name__ == "__main__":
+    train(sys.argv[1])

@@ -146,6 +146,7 @@ def build_app(backend, max_body_bytes: int = 16 * 1024 * 1024, max_artifact_byte
     from lakeray.catalog import routes as catalog_routes
     from lakeray.model_registry import routes as model_routes
     from lakeray.principals import routes as principal_routes
+    from lakeray.secrets import routes as secret_routes
     from lakeray.serving import routes as serving_routes
     from lakeray.tracking import routes as tracking_routes
 
@@ -198,6 +199,7 @@ def build_app(backend, max_body_bytes: int = 16 * 1024 * 1024, max_artifact_byte
     app.include_router(tracking_routes.router)
     app.include_router(model_routes.router)
     app.include_router(serving_routes.router)
+    app.include_router(secret_routes.router)
     app.add_middleware(AuthGate)
     if max_body_bytes:
         app.add_middleware(BodyLimit, limit=max_body_bytes, upload_limit=max_artifact_bytes)  # runs first

@@ -16,6 +16,8 @@ _IDENT = re.compile(r"[A-Za-z0-9_]+")
 # Principals are user e-mails, group names and service principal names.
 #: serving endpoint names (Databricks'): letters, digits, '-' and '_', at most 63 characters
 _ENDPOINT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
+#: secret scope and key names (Databricks'): letters, digits, '-', '_' and '.', at most 128 characters
+_SECRET = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}")
 _PRINCIPAL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]*")
 
 
@@ -42,6 +44,14 @@ def endpoint(value: object, what: str = "serving endpoint name") -> str:
         raise InvalidArgument(f"invalid {what} {_show(value)}: use 1-63 ASCII letters, digits, '-' or '_', "
                               "starting with a letter or digit")
     return value.lower()
+
+
+def secret(value: object, what: str) -> str:
+    """Validate a secret scope or key name (letters, digits, '-', '_', '.'; not starting with '.')."""
+    if not isinstance(value, str) or not _SECRET.fullmatch(value):
+        raise InvalidArgument(f"invalid {what} {_show(value)}: use 1-128 ASCII letters, digits, '-', '_' or '.', "
+                              "not starting with '.'")
+    return value
 
 
 def full_name(value: object, parts: int, what: str = "full name") -> tuple[str, ...]:

@@ -22,6 +22,7 @@ class SecurableType(StrEnum):
     REGISTERED_MODEL = "registered_model"
     VECTOR_INDEX = "vector_index"
     SERVING_ENDPOINT = "serving_endpoint"
+    SECRET_SCOPE = "secret_scope"
 
 
 class Privilege(StrEnum):
@@ -44,6 +45,9 @@ class Privilege(StrEnum):
     CAN_VIEW = "CAN_VIEW"
     CAN_QUERY = "CAN_QUERY"
     CAN_MANAGE = "CAN_MANAGE"
+    # Secret scopes use Databricks' secret ACLs (READ < WRITE < MANAGE).
+    READ = "READ"
+    WRITE = "WRITE"
 
 
 P = Privilege
@@ -62,7 +66,11 @@ APPLICABLE: dict[SecurableType, frozenset[Privilege]] = {
     SecurableType.REGISTERED_MODEL: frozenset({P.EXECUTE, P.MANAGE, P.ALL_PRIVILEGES}),
     SecurableType.VECTOR_INDEX: frozenset({P.SELECT, P.MODIFY, P.MANAGE, P.ALL_PRIVILEGES}),
     SecurableType.SERVING_ENDPOINT: frozenset({P.CAN_VIEW, P.CAN_QUERY, P.CAN_MANAGE}),
+    SecurableType.SECRET_SCOPE: frozenset({P.READ, P.WRITE, P.MANAGE}),
 }
+
+#: securables that live at the top level, beside catalogs (not in a schema)
+TOP_LEVEL = frozenset({SecurableType.CATALOG, SecurableType.SERVING_ENDPOINT, SecurableType.SECRET_SCOPE})
 
 #: which child types live directly under each container type.
 CHILD_TYPES: dict[SecurableType, tuple[SecurableType, ...]] = {
@@ -82,12 +90,14 @@ NAME_PARTS: dict[SecurableType, int] = {
     SecurableType.REGISTERED_MODEL: 3,
     SecurableType.VECTOR_INDEX: 3,
     SecurableType.SERVING_ENDPOINT: 1,
+    SecurableType.SECRET_SCOPE: 1,
 }
 
 # Higher endpoint levels imply lower ones (CAN_MANAGE > CAN_QUERY > CAN_VIEW).
 IMPLIED: dict[Privilege, frozenset[Privilege]] = {
     P.CAN_MANAGE: frozenset({P.CAN_QUERY, P.CAN_VIEW}),
     P.CAN_QUERY: frozenset({P.CAN_VIEW}),
+    P.WRITE: frozenset({P.READ}),
 }
 
 
@@ -126,7 +136,7 @@ def expand(granted: set[Privilege]) -> set[Privilege]:
     """The privileges a set of grants confers (ALL PRIVILEGES and endpoint levels expanded)."""
     out = set(granted)
     if P.ALL_PRIVILEGES in out:
-        out |= {p for p in Privilege if p not in (P.MANAGE, P.CAN_MANAGE, P.CAN_QUERY, P.CAN_VIEW)}
+        out |= {p for p in Privilege if p not in (P.MANAGE, P.CAN_MANAGE, P.CAN_QUERY, P.CAN_VIEW, P.READ, P.WRITE)}
     for p in list(out):
         out |= IMPLIED.get(p, frozenset())
     return out

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import and_, bindparam, delete, or_, select, update
 from sqlalchemy.engine import Connection
 
-from lakeray.catalog.privileges import SecurableType
+from lakeray.catalog.privileges import TOP_LEVEL, SecurableType
 from lakeray.errors import NotFound
 from lakeray.ids import new_id, now_ms
 from lakeray.storage.models import grants, securables
@@ -80,7 +80,7 @@ _CHAIN = select(securables).where(or_(
 def find(conn: Connection, stype: SecurableType, full_name: str) -> Securable | None:
     """The object of that type and name with its ancestors, or None (one query)."""
     parts = full_name.split(".")
-    nested = stype not in (SecurableType.CATALOG, SecurableType.METASTORE, SecurableType.SERVING_ENDPOINT)
+    nested = stype not in TOP_LEVEL and stype != SecurableType.METASTORE
     params = {"type": stype.value, "name": full_name,
               "schema": ".".join(parts[:2]) if nested and len(parts) == 3 else "",
               "catalog": parts[0] if nested else ""}

@@ -20,6 +20,7 @@ from lakeray.catalog.info import render
 from lakeray.catalog.privileges import (
     APPLICABLE,
     NAME_PARTS,
+    TOP_LEVEL,
     Privilege,
     SecurableType,
     check_applicable,
@@ -134,6 +135,8 @@ class CatalogService:
         t = securable_type(stype)
         if t == ST.SERVING_ENDPOINT:
             return t, names.endpoint(full_name)
+        if t == ST.SECRET_SCOPE:
+            return t, names.secret(full_name, "secret scope name").lower()
         parts = names.full_name(full_name, NAME_PARTS[t], f"{t.value.replace('_', ' ')} name")
         return t, ".".join(parts)
 
@@ -173,7 +176,7 @@ class CatalogService:
         comment, props = _comment(comment), _string_map(properties, "properties")
         parent_name = name.rsplit(".", 1)[0] if "." in name else None
         with self.db.write() as conn:
-            if t in (ST.CATALOG, ST.SERVING_ENDPOINT):
+            if t in TOP_LEVEL:
                 parent = None
                 gate = rows.metastore(conn)
                 if t == ST.CATALOG and not caller.is_admin \
@@ -215,7 +218,7 @@ class CatalogService:
                   ST.FUNCTION: "functions", ST.REGISTERED_MODEL: "registered_models"}.get(t, f"{t.value}s")
         found: list[Securable] = []
         with self.db.read() as conn:
-            if t in (ST.CATALOG, ST.SERVING_ENDPOINT):
+            if t in TOP_LEVEL:
                 fetch = lambda after_: rows.top_level(conn, t, after_, size)  # noqa: E731
             else:
                 parent_type = ST.CATALOG if t == ST.SCHEMA else ST.SCHEMA

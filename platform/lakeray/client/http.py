@@ -97,6 +97,7 @@ ROUTES: dict[str, tuple[str, str, str | None]] = {
     "list_serving_endpoints": ("GET", SERVING, None),
     "update_serving_endpoint_config": ("PUT", SERVING + "/{name}/config", "json"),
     "delete_serving_endpoint": ("DELETE", SERVING + "/{name}", None),
+    "put_ai_gateway": ("PUT", SERVING + "/{name}/ai-gateway", "json"),
 }
 SERVING_QUERY = "/serving-endpoints/{name}/invocations"
 # Responses wrapped in an envelope by the REST API, unwrapped to match the Ray transport.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 
-from lakeray.errors import Unavailable
+from lakeray.errors import InvalidArgument, Unavailable
 from lakeray.settings import Settings
 
 
@@ -63,19 +63,35 @@ class RayTransport:
                 time.sleep(0.25)
 
     def _query_serving_endpoint(self, name: str, body: dict):
-        """The ingress's path without HTTP: the routes (CAN_QUERY checked), a traffic draw, the
-        served entity's deployment handle."""
+        """The ingress's path without HTTP: the routes (CAN_QUERY checked), then the endpoint's AI
+        gateway calling the served entities' deployment handles."""
         from ray import serve
 
-        from lakeray.serving.routing import invocation_api, live_routes, pick_route, served_error
+        from lakeray.serving import gateway
+        from lakeray.serving.routing import call_entity
 
         target = self.call("get_serving_routes", name=name)
-        route = pick_route(live_routes(target))
-        payload = {"api": invocation_api(route["kind"], body), "model": target["name"], "body": body}
-        try:
-            return serve.get_app_handle(route["app"]).remote(payload).result(timeout_s=route["timeout_s"])
-        except Exception as e:  # noqa: BLE001 - mapped below, or re-raised as it is
-            mapped = served_error(route, e)
-            if mapped is None:
-                raise
-            raise mapped from None
+
+        async def send(route: dict, payload: dict) -> dict:
+            return await call_entity(serve.get_app_handle(route["app"]), route, payload)
+
+        async def no_stream(route: dict, payload: dict):
+            raise InvalidArgument("stream: streamed answers need the HTTP API (the openai client, or "
+                                  "POST /serving-endpoints/{name}/invocations)")
+
+        return _run(gateway.query(target, None, body, send, no_stream)).body
+
+
+def _run(coroutine):
+    """Run a coroutine to its end from sync code, also where this thread already runs an event
+    loop (a notebook): then in a thread of its own."""
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()

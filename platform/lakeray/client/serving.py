@@ -33,6 +33,16 @@ class ServingClient:
         return self._c._write("update_serving_endpoint_config", name=name, served_entities=served_entities,
                               traffic_config=traffic_config)
 
+    def put_ai_gateway(self, name: str, rate_limits: list[dict] | None = None,
+                       usage_tracking_config: dict | None = None, inference_table_config: dict | None = None,
+                       guardrails: dict | None = None, fallback_config: dict | None = None) -> dict:
+        """Replace the endpoint's AI gateway config (Databricks' shapes, e.g. ``rate_limits=[{"calls":
+        60, "key": "user", "renewal_period": "minute"}]``); parts left out are turned off."""
+        return self._c._write("put_ai_gateway", name=name, rate_limits=rate_limits,
+                              usage_tracking_config=usage_tracking_config,
+                              inference_table_config=inference_table_config, guardrails=guardrails,
+                              fallback_config=fallback_config)
+
     def delete(self, name: str) -> None:
         self._c._write("delete_serving_endpoint", name=name)
 

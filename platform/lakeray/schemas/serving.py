@@ -40,3 +40,13 @@ class ReplaceServingEndpoint(Body):
 class PatchServingEndpointTags(Body):
     add_tags: list[dict[str, Any]] | None = None
     delete_tags: list[str] | None = None
+
+
+class PutAiGateway(Body):
+    """``PUT .../{name}/ai-gateway``: each part is checked in :mod:`lakeray.serving.gateway_config`."""
+
+    rate_limits: list[Any] | None = None
+    usage_tracking_config: dict[str, Any] | None = None
+    inference_table_config: dict[str, Any] | None = None
+    guardrails: dict[str, Any] | None = None
+    fallback_config: dict[str, Any] | None = None

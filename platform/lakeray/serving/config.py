@@ -10,7 +10,8 @@ Databricks shapes::
 
 lakeray also takes ``min_replicas``/``max_replicas`` (instead of ``workload_size``),
 ``max_ongoing_requests`` (per replica), ``max_queued_requests`` and ``timeout_s``. The legacy
-``served_models`` (``model_name``/``model_version``) is accepted and read as served entities.
+``served_models`` (``model_name``/``model_version``) is accepted and read as served entities. A
+served entity may instead be an ``external_model`` (see :mod:`lakeray.serving.external`).
 """
 
 from __future__ import annotations
@@ -54,18 +55,28 @@ def _entity(raw: object, i: int) -> dict:
     unknown = sorted(set(raw) - _ENTITY_KEYS)
     if unknown:
         raise InvalidArgument(f"{where}: unknown field {unknown[0]!r}")
+    external = None
     if raw.get("external_model") is not None:
-        raise InvalidArgument(f"{where}.external_model: external models are not supported yet")
-    model = raw.get("entity_name")
-    if not isinstance(model, str) or len(model.split(".")) != 3 or not all(model.split(".")):
-        raise InvalidArgument(f"{where}.entity_name: expected a catalog model as catalog.schema.model, got {model!r}")
-    version = raw.get("entity_version")
-    if isinstance(version, int) and not isinstance(version, bool):
-        version = str(version)
-    if not isinstance(version, str) or not version.strip():
-        raise InvalidArgument(f"{where}.entity_version: expected a version number or an alias, got {version!r}")
-    version = version.strip()
-    name = raw.get("name") or f"{model.split('.')[-1]}-{version}"
+        from lakeray.serving.external import normalise_external
+
+        if raw.get("entity_name") is not None or raw.get("entity_version") is not None:
+            raise InvalidArgument(f"{where}: give entity_name/entity_version or external_model, not both")
+        external = normalise_external(raw["external_model"], where)
+        model, version = None, None
+        default_name = re.sub(r"[^A-Za-z0-9_.-]", "-", external["name"])[:63].strip("-.") or "external"
+    else:
+        model = raw.get("entity_name")
+        if not isinstance(model, str) or len(model.split(".")) != 3 or not all(model.split(".")):
+            raise InvalidArgument(f"{where}.entity_name: expected a catalog model as catalog.schema.model, "
+                                  f"got {model!r}")
+        version = raw.get("entity_version")
+        if isinstance(version, int) and not isinstance(version, bool):
+            version = str(version)
+        if not isinstance(version, str) or not version.strip():
+            raise InvalidArgument(f"{where}.entity_version: expected a version number or an alias, got {version!r}")
+        version = version.strip()
+        default_name = f"{model.split('.')[-1]}-{version}"
+    name = raw.get("name") or default_name
     if not isinstance(name, str) or not SERVED_NAME.fullmatch(name):
         raise InvalidArgument(f"{where}.name: {name!r} is not a valid served entity name")
     scale_to_zero = raw.get("scale_to_zero_enabled", False)
@@ -87,7 +98,7 @@ def _entity(raw: object, i: int) -> dict:
     env = raw.get("environment_vars") or {}
     if not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
         raise InvalidArgument(f"{where}.environment_vars: expected an object of strings")
-    return {
+    out = {
         "name": name, "entity_name": model, "entity_version": version,
         "workload_size": size or "Small", "scale_to_zero_enabled": scale_to_zero or min_replicas == 0,
         "min_replicas": min_replicas, "max_replicas": max_replicas,
@@ -95,6 +106,10 @@ def _entity(raw: object, i: int) -> dict:
         "max_queued_requests": _int(raw, "max_queued_requests", where, 0, 100000, DEFAULTS["max_queued_requests"]),
         "timeout_s": float(timeout), "environment_vars": env,
     }
+    if external is not None:
+        del out["entity_name"], out["entity_version"]
+        out["external_model"] = external
+    return out
 
 
 def _routes(raw: object, names: list[str]) -> list[dict]:

@@ -22,14 +22,11 @@ import time
 from lakeray.catalog import securables as rows
 from lakeray.catalog.privileges import SecurableType as ST
 from lakeray.errors import LakerayError
-from lakeray.principals.service import Caller
-from lakeray.serving.service import read_state, resolve_version, write_state
+from lakeray.serving.service import SYSTEM, read_state, resolve_version, write_state
 
 log = logging.getLogger("lakeray.serving")
 
 APP_PREFIX = "lakeray-ep-"
-#: the platform itself, resolving served versions (the endpoint's writer was checked for EXECUTE)
-SYSTEM = Caller("system", kind="service_principal", is_admin=True)
 #: Ray Serve's autoscaling target per replica, as Databricks' "concurrency" bands assume
 TARGET_ONGOING_REQUESTS = 2
 #: how long an app may take to come up before the update is declared failed
@@ -49,21 +46,41 @@ def deployment_spec(settings, model: str, view: dict, entity: dict) -> dict:
             "environment_vars": entity["environment_vars"], "num_cpus": settings.serving_replica_cpus}
 
 
+def external_spec(settings, entity: dict, key: str) -> dict:
+    """What an external model's application is built from: the provider, never the key (only
+    a digest of it, so a rotated key rolls the entity out again)."""
+    from lakeray.serving.external import TASKS
+
+    external = {k: v for k, v in entity["external_model"].items() if k != "key"}
+    return {"external": external, "kind": TASKS[external["task"]],
+            "key_digest": hashlib.sha256(key.encode()).hexdigest()[:16],
+            "model": external["name"], "version": 0,
+            "min_replicas": entity["min_replicas"], "max_replicas": entity["max_replicas"],
+            "max_ongoing_requests": entity["max_ongoing_requests"],
+            "max_queued_requests": entity["max_queued_requests"], "timeout_s": entity["timeout_s"],
+            "environment_vars": entity["environment_vars"], "num_cpus": settings.serving_replica_cpus}
+
+
 def app_name(endpoint: str, served: str, spec: dict) -> str:
     """``lakeray-ep-<endpoint>--<served entity>--<digest of the spec>``."""
     digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]
     return f"{APP_PREFIX}{endpoint}--{served}--{digest}"
 
 
-def entity_app(spec: dict, served: str):
-    """The Serve application of one served entity."""
+def entity_app(spec: dict, served: str, key: str | None = None):
+    """The Serve application of one served entity (``key``: an external model's API key, handed
+    to its replicas as an argument, so it is in no config, name or log)."""
     from ray import serve
 
+    from lakeray.serving.external import ExternalServer
     from lakeray.serving.llm import EmbeddingServer, LLMServer
     from lakeray.serving.replica import ModelServer
 
-    server = {"pyfunc": ModelServer, "chat": LLMServer, "completion": LLMServer,
-              "embedding": EmbeddingServer}[spec["kind"]]
+    if "external" in spec:
+        server = ExternalServer
+    else:
+        server = {"pyfunc": ModelServer, "chat": LLMServer, "completion": LLMServer,
+                  "embedding": EmbeddingServer}[spec["kind"]]
     deployment = serve.deployment(server).options(
         name=served,
         autoscaling_config={"min_replicas": spec["min_replicas"], "max_replicas": spec["max_replicas"],
@@ -74,7 +91,7 @@ def entity_app(spec: dict, served: str):
         ray_actor_options={"num_cpus": spec["num_cpus"],
                            "runtime_env": {"env_vars": spec["environment_vars"]} if spec["environment_vars"] else {}},
         graceful_shutdown_timeout_s=max(30.0, spec["timeout_s"]), health_check_period_s=5.0)
-    return deployment.bind(spec)
+    return deployment.bind(spec, key) if "external" in spec else deployment.bind(spec)
 
 
 class Deployer:
@@ -99,10 +116,16 @@ class Deployer:
                 out[name] = (status, app.message or "")
         return out
 
-    def _deploy(self, app: str, spec: dict, served: str) -> None:
+    def _key(self, entity: dict) -> str:
+        """An external model's API key, read from its secret as the platform."""
+        ref = entity["external_model"]["key"]
+        return self.registry.secrets.value(SYSTEM, ref["scope"], ref["key"])
+
+    def _deploy(self, app: str, spec: dict, served: str, entity: dict) -> None:
         from ray import serve
 
-        serve.run_many([serve.RunTarget(target=entity_app(spec, served), name=app, route_prefix=None)],
+        key = self._key(entity) if "external" in spec else None
+        serve.run_many([serve.RunTarget(target=entity_app(spec, served, key), name=app, route_prefix=None)],
                        wait_for_ingress_deployment_creation=False, wait_for_applications_running=False)
         self._started[app] = time.monotonic()
 
@@ -143,13 +166,17 @@ class Deployer:
         out = []
         for entity in config["served_entities"]:
             try:
-                view = resolve_version(self.registry.models, SYSTEM, entity["entity_name"], entity["entity_version"])
-                spec = deployment_spec(self.settings, entity["entity_name"], view, entity)
+                if "external_model" in entity:
+                    spec = external_spec(self.settings, entity, self._key(entity))
+                else:
+                    view = resolve_version(self.registry.models, SYSTEM, entity["entity_name"],
+                                           entity["entity_version"])
+                    spec = deployment_spec(self.settings, entity["entity_name"], view, entity)
             except LakerayError as e:
                 return [], f"served entity {entity['name']}: {e.message}"
             out.append({"served_name": entity["name"], "app": app_name(obj.name, entity["name"], spec),
                         "percent": percent.get(entity["name"], 0), "timeout_s": entity["timeout_s"],
-                        "kind": spec["kind"], "version": spec["version"], "spec": spec})
+                        "kind": spec["kind"], "version": spec["version"], "spec": spec, "entity": entity})
         return out, None
 
     def _reconcile_endpoint(self, obj, state: dict, apps: dict) -> set[str]:
@@ -166,7 +193,7 @@ class Deployer:
             return keep  # this config already failed as it stands; a new config (or alias move) retries
         for t in targets:
             if t["app"] not in apps:
-                self._deploy(t["app"], t["spec"], t["served_name"])
+                self._deploy(t["app"], t["spec"], t["served_name"], t["entity"])
                 apps[t["app"]] = ("DEPLOYING", "")
         statuses = {t["app"]: apps[t["app"]] for t in targets}
         entities = {t["served_name"]: _entity_state(*statuses[t["app"]]) for t in targets}

@@ -1,15 +1,14 @@
 """The serving-endpoints REST API (Databricks' shapes) and the query route.
 
-Control plane: ``/api/2.0/serving-endpoints[/{name}[/config|/tags]]``. Queries:
+Control plane: ``/api/2.0/serving-endpoints[/{name}[/config|/tags|/ai-gateway]]``. Queries:
 ``POST /serving-endpoints/{name}/invocations`` and the OpenAI routes (``/v1/chat/completions``,
 ``/v1/completions``, ``/v1/embeddings``, ``model`` = endpoint name) pick a served entity by the
-traffic split and forward the body to its Serve application through a deployment handle (no
-HTTP hop); streamed generations come back as server-sent events.
+traffic split and go through the endpoint's AI gateway (:mod:`lakeray.serving.gateway`) to its
+Serve application, reached through a deployment handle (no HTTP hop); streamed generations come
+back as server-sent events.
 """
 
 from __future__ import annotations
-
-import asyncio
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -19,10 +18,12 @@ from lakeray.errors import InvalidArgument
 from lakeray.schemas.serving import (
     CreateServingEndpoint,
     PatchServingEndpointTags,
+    PutAiGateway,
     ReplaceServingEndpoint,
     UpdateServingEndpointConfig,
 )
-from lakeray.serving.routing import invocation_api, live_routes, pick_route, served_error
+from lakeray.serving import gateway
+from lakeray.serving.routing import call_entity, stream_entity
 
 router = APIRouter(tags=["serving"])
 API = "/api/2.0/serving-endpoints"
@@ -87,6 +88,13 @@ async def patch_serving_endpoint_tags(name: str, body: PatchServingEndpointTags,
     return await call(request, "update_serving_endpoint_tags", name=name, **body.model_dump(exclude_none=True))
 
 
+@router.put(API + "/{name}/ai-gateway")
+async def put_ai_gateway(name: str, body: PutAiGateway, request: Request) -> dict:
+    """Replace the endpoint's AI gateway config: rate limits, usage tracking, inference table,
+    guardrails, fallbacks (CAN_MANAGE). Takes effect on the next call."""
+    return await call(request, "put_ai_gateway", name=name, **body.model_dump(exclude_none=True))
+
+
 @router.delete(API + "/{name}")
 async def delete_serving_endpoint(name: str, request: Request) -> dict:
     """Drop the endpoint; its Serve applications are removed after in-flight requests end."""
@@ -95,19 +103,33 @@ async def delete_serving_endpoint(name: str, request: Request) -> dict:
     return {}
 
 
+def _meta(request: Request) -> dict:
+    """The caller's request id and W3C trace id, when it sends them (for the inference table)."""
+    meta = {}
+    if request.headers.get("x-request-id"):
+        meta["client_request_id"] = request.headers["x-request-id"][:128]
+    parent = request.headers.get("traceparent", "").split("-")
+    if len(parent) == 4 and len(parent[1]) == 32:
+        meta["trace_id"] = parent[1]
+    return meta
+
+
 async def _query(request: Request, name: str, api: str | None, body) -> Response:
-    """Route one query of endpoint ``name``; ``api`` None means: decide by the entity's kind."""
+    """Answer one query of endpoint ``name`` through its AI gateway; ``api`` None means: decide by
+    the served entity's kind."""
     target = await call(request, "get_serving_routes", name=name)
-    route = pick_route(live_routes(target))
-    api = api or invocation_api(route["kind"], body)
-    payload = {"api": api, "model": target["name"], "body": body}
-    headers = {SERVED_ENTITY_HEADER: route["served_name"]}
-    if api in ("chat", "completion") and isinstance(body, dict) and body.get("stream") is True:
-        if route["kind"] not in ("chat", "completion"):
-            raise InvalidArgument(f"endpoint '{target['name']}' does not serve a language model")
-        events = await stream(request, route, payload)
-        return StreamingResponse(events, media_type="text/event-stream", headers=headers)
-    return JSONResponse(await forward(request, route, payload), headers=headers)
+
+    async def send(route: dict, payload: dict) -> dict:
+        return await call_entity(_handle(request, route), route, payload)
+
+    async def open_stream(route: dict, payload: dict):
+        return await stream_entity(_handle(request, route), route, payload)
+
+    answer = await gateway.query(target, api, body, send, open_stream, _meta(request))
+    headers = {SERVED_ENTITY_HEADER: answer.served_name}
+    if answer.events is not None:
+        return StreamingResponse(answer.events, media_type="text/event-stream", headers=headers)
+    return JSONResponse(answer.body, headers=headers)
 
 
 @router.post("/serving-endpoints/{name}/invocations")
@@ -154,6 +176,7 @@ async def models(request: Request) -> dict:
 
 
 def _handle(request: Request, route: dict):
+    """The deployment handle of a route's Serve application (kept per ingress replica)."""
     from ray import serve
 
     handles = request.app.state.__dict__.setdefault("serve_handles", {})
@@ -161,33 +184,3 @@ def _handle(request: Request, route: dict):
     if handle is None:
         handle = handles[route["app"]] = serve.get_app_handle(route["app"])
     return handle
-
-
-async def stream(request: Request, route: dict, payload: dict):
-    """The server-sent events of a streamed generation; the first arrives before the response
-    starts, so a bad request is still a 4xx."""
-    generator = _handle(request, route).options(stream=True, method_name="stream").remote(payload)
-    first = await _errors(route, asyncio.wait_for(generator.__anext__(), timeout=route["timeout_s"]))
-
-    async def events():
-        yield first
-        async for event in generator:
-            yield event
-
-    return events()
-
-
-async def forward(request: Request, route: dict, payload: dict):
-    """Send ``payload`` to the route's Serve application; its errors as LakerayErrors."""
-    return await _errors(route, asyncio.wait_for(_handle(request, route).remote(payload), timeout=route["timeout_s"]))
-
-
-async def _errors(route: dict, awaitable):
-    """Await a call into a served entity; its failures as LakerayErrors (see ``served_error``)."""
-    try:
-        return await awaitable
-    except Exception as e:  # noqa: BLE001 - mapped below, or re-raised as it is
-        mapped = served_error(route, e)
-        if mapped is None:
-            raise
-        raise mapped from None

@@ -1,8 +1,10 @@
 """Where a query goes: a served entity drawn by the traffic split, and which API of its
-replica the body is for. Shared by the HTTP ingress and the Python client over Ray."""
+replica the body is for, and the call into it. Shared by the HTTP ingress and the Python client
+over Ray."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 
 from lakeray.errors import DeadlineExceeded, InvalidArgument, LakerayError, Unavailable
@@ -60,3 +62,33 @@ def served_error(route: dict, error: BaseException) -> LakerayError | None:
     if isinstance(error, rex.ActorDiedError | rex.ActorUnavailableError):
         return Unavailable(f"served entity {route['served_name']} is restarting: {type(error).__name__}")
     return None
+
+
+async def _mapped(route: dict, awaitable):
+    """Await a call into a served entity; its failures as LakerayErrors (see ``served_error``)."""
+    try:
+        return await awaitable
+    except Exception as e:  # noqa: BLE001 - mapped below, or re-raised as it is
+        mapped = served_error(route, e)
+        if mapped is None:
+            raise
+        raise mapped from None
+
+
+async def call_entity(handle, route: dict, payload: dict) -> dict:
+    """Send ``payload`` to the route's Serve application (``handle``) within its timeout."""
+    return await _mapped(route, asyncio.wait_for(handle.remote(payload), timeout=route["timeout_s"]))
+
+
+async def stream_entity(handle, route: dict, payload: dict):
+    """The server-sent events of a streamed generation. The first is awaited here, before the
+    response starts, so a bad request is still a 4xx (and a failing entity can be fallen back from)."""
+    generator = handle.options(stream=True, method_name="stream").remote(payload)
+    first = await _mapped(route, asyncio.wait_for(generator.__anext__(), timeout=route["timeout_s"]))
+
+    async def events():
+        yield first
+        async for event in generator:
+            yield event
+
+    return events()

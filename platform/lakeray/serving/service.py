@@ -26,10 +26,21 @@ from lakeray.errors import InvalidArgument, NotFound, PermissionDenied
 from lakeray.ids import now_ms
 from lakeray.principals.service import Caller
 from lakeray.serving.config import normalise
+from lakeray.serving.gateway_config import normalise_ai_gateway, render_ai_gateway
+from lakeray.serving.gateway_log import (
+    INFERENCE_SCHEMA,
+    USAGE_SCHEMA,
+    USAGE_TABLE,
+    ensure_table,
+    inference_table,
+)
 from lakeray.serving.tables import serving_state
 from lakeray.storage.db import Database
 
 LEVELS = (P.CAN_MANAGE, P.CAN_QUERY, P.CAN_VIEW)
+#: the platform itself: resolves served versions (the endpoint's writer was checked for EXECUTE)
+#: and owns the usage table
+SYSTEM = Caller("system", kind="service_principal", is_admin=True)
 
 
 def initial_state() -> dict:
@@ -65,8 +76,9 @@ def _tags(raw: object) -> list[dict]:
 class ServingService:
     """The control plane of serving endpoints."""
 
-    def __init__(self, db: Database, catalog: CatalogService, audit: AuditLog, models):
+    def __init__(self, db: Database, catalog: CatalogService, audit: AuditLog, models, tables, secrets):
         self.db, self.catalog, self.audit, self.models = db, catalog, audit, models
+        self.tables, self.secrets = tables, secrets
         catalog.purge.append(self._purge)
 
     # -- helpers ---------------------------------------------------------------------------
@@ -84,6 +96,9 @@ class ServingService:
     def _check_entities(self, caller: Caller, config: dict) -> None:
         """Every served model and version exists, and the caller may run it (EXECUTE)."""
         for i, entity in enumerate(config["served_entities"]):
+            if "external_model" in entity:
+                self._check_key(caller, entity["external_model"]["key"], i)
+                continue
             try:
                 resolve_version(self.models, caller, entity["entity_name"], entity["entity_version"])
             except NotFound as e:
@@ -91,6 +106,16 @@ class ServingService:
             except PermissionDenied as e:
                 raise PermissionDenied(f"config.served_entities[{i}]: {e.message} (serving a model needs "
                                        "EXECUTE on it)") from None
+
+    def _check_key(self, caller: Caller, ref: dict, i: int) -> None:
+        """An external model's key exists and the caller may use it (READ on its scope)."""
+        try:
+            self.secrets.check_readable(caller, ref["scope"], ref["key"])
+        except NotFound as e:
+            raise InvalidArgument(f"config.served_entities[{i}].external_model: {e.message}") from None
+        except PermissionDenied as e:
+            raise PermissionDenied(f"config.served_entities[{i}].external_model: {e.message} (serving an "
+                                   "external model needs READ on its key's secret scope)") from None
 
     def render(self, conn: Connection, caller: Caller, obj: Securable) -> dict:
         """The Databricks-shaped endpoint: running config, pending config, state, caller's level."""
@@ -103,7 +128,7 @@ class ServingService:
             "tags": obj.spec.get("tags", []), "permission_level": next((p.value for p in LEVELS if p in held), None),
             "state": {"ready": "READY" if state["ready"] else "NOT_READY",
                       "config_update": "NOT_UPDATING" if version == state["config_version"] else "IN_PROGRESS"},
-            "task": obj.spec.get("task"),
+            "task": obj.spec.get("task"), "ai_gateway": render_ai_gateway(obj.spec.get("ai_gateway")),
         }
         if state["update"] == "UPDATE_FAILED" and state["failed_version"] == version:
             out["state"]["config_update"] = "UPDATE_FAILED"
@@ -197,13 +222,39 @@ class ServingService:
             self._purge(conn, [obj])
             self.audit.record(caller.name, "delete_serving_endpoint", ST.SERVING_ENDPOINT.value, obj.name, conn=conn)
 
+    def put_ai_gateway(self, caller: Caller, name: object, rate_limits: object = None,
+                       usage_tracking_config: object = None, inference_table_config: object = None,
+                       guardrails: object = None, fallback_config: object = None) -> dict:
+        """Replace the endpoint's AI gateway config (CAN_MANAGE); returns it. An enabled inference
+        table is created now, as the caller (who needs CREATE TABLE in its schema and owns it)."""
+        with self.db.read() as conn:
+            obj = self._endpoint(conn, caller, name, P.CAN_MANAGE, "update_serving_endpoint")
+        gateway = normalise_ai_gateway({
+            "rate_limits": rate_limits, "usage_tracking_config": usage_tracking_config,
+            "inference_table_config": inference_table_config, "guardrails": guardrails,
+            "fallback_config": fallback_config}, obj.name)
+        if gateway["inference_table_config"]:
+            ensure_table(self.tables, caller, inference_table(gateway["inference_table_config"]), INFERENCE_SCHEMA,
+                         f"Inference table of serving endpoint {obj.name} (lakeray AI gateway)")
+        if gateway["usage_tracking_config"]["enabled"]:
+            ensure_table(self.tables, SYSTEM, USAGE_TABLE, USAGE_SCHEMA,
+                         "Serving endpoint usage: one row per call (lakeray AI gateway)")
+        with self.db.write() as conn:
+            obj = self._endpoint(conn, caller, name, P.CAN_MANAGE, "update_serving_endpoint")
+            rows.save(conn, obj, caller.name, spec={**obj.spec, "ai_gateway": gateway})
+            self.audit.record(caller.name, "put_ai_gateway", ST.SERVING_ENDPOINT.value, obj.name, conn=conn,
+                              detail={"parts": sorted(render_ai_gateway(gateway) or {})})
+        return render_ai_gateway(gateway) or {}
+
     def query_routes(self, caller: Caller, name: object) -> dict:
-        """What the ingress needs to answer a query (CAN_QUERY): the running routes."""
+        """What the ingress needs to answer a query (CAN_QUERY): the running routes, the AI
+        gateway config and who the caller is (for its rate limits)."""
         with self.db.read() as conn:
             obj = self._endpoint(conn, caller, name, P.CAN_QUERY, "query_serving_endpoint")
             state = read_state(conn, obj.id)
             return {"name": obj.name, "id": obj.id, "routes": state["routes"], "ready": state["ready"],
-                    "message": state["message"]}
+                    "message": state["message"], "gateway": obj.spec.get("ai_gateway"),
+                    "caller": {"name": caller.name, "kind": caller.kind, "groups": sorted(caller.groups)}}
 
     @staticmethod
     def _purge(conn: Connection, doomed: list[Securable]) -> None:

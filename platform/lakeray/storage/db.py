@@ -53,6 +53,12 @@ def _migration_5(conn: Connection) -> None:
     models.metadata.create_all(conn, tables=SERVING_TABLES)
 
 
+def _migration_6(conn: Connection) -> None:
+    from lakeray.secrets.tables import SECRET_TABLES
+
+    models.metadata.create_all(conn, tables=SECRET_TABLES)
+
+
 #: Ordered schema migrations; append, never edit an applied one.
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _migration_1),
@@ -60,6 +66,7 @@ MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (3, _migration_3),
     (4, _migration_4),
     (5, _migration_5),
+    (6, _migration_6),
 ]
 
 
