@@ -166,3 +166,23 @@ def test_traffic_split_draws():
     routes = [{"served_name": "a", "percent": 80}, {"served_name": "b", "percent": 20}]
     assert pick_route(routes, 0)["served_name"] == "a" and pick_route(routes, 79.9)["served_name"] == "a"
     assert pick_route(routes, 80)["served_name"] == "b" and pick_route(routes, 99.99)["served_name"] == "b"
+
+
+def test_the_ai_gateway_config_is_stored_shown_and_cleared(registry, admin, model):
+    call = registry.call_as
+    call(admin, "create_serving_endpoint", name="gw", config=config(entity()))
+    shown = call(admin, "put_ai_gateway", name="gw", rate_limits=[{"calls": 5}], fallback_config={"enabled": True})
+    assert shown == {"rate_limits": [{"key": "user", "renewal_period": "minute", "calls": 5}],
+                     "fallback_config": {"enabled": True}}
+    assert call(admin, "get_serving_endpoint", name="gw")["ai_gateway"] == shown
+    routes = call(admin, "get_serving_routes", name="gw")
+    assert routes["gateway"]["rate_limits"] == shown["rate_limits"]
+    assert routes["caller"] == {"name": "admin", "kind": "user", "groups": []}
+    # everything off is no config at all: the query path skips the gateway
+    assert call(admin, "put_ai_gateway", name="gw") == {}
+    assert "ai_gateway" not in call(admin, "get_serving_endpoint", name="gw")
+    assert call(admin, "get_serving_routes", name="gw")["gateway"] is None
+    with pytest.raises(InvalidArgument, match="rate_limits\\[0\\].calls"):
+        call(admin, "put_ai_gateway", name="gw", rate_limits=[{"calls": 0}])
+    with pytest.raises(NotFound):
+        call(admin, "put_ai_gateway", name="nope")

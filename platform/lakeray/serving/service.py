@@ -241,7 +241,9 @@ class ServingService:
                          "Serving endpoint usage: one row per call (lakeray AI gateway)")
         with self.db.write() as conn:
             obj = self._endpoint(conn, caller, name, P.CAN_MANAGE, "update_serving_endpoint")
-            rows.save(conn, obj, caller.name, spec={**obj.spec, "ai_gateway": gateway})
+            # a config with every part off is no config: the query path then skips the gateway
+            rows.save(conn, obj, caller.name, spec={**obj.spec, "ai_gateway": gateway if render_ai_gateway(gateway)
+                                                    else None})
             self.audit.record(caller.name, "put_ai_gateway", ST.SERVING_ENDPOINT.value, obj.name, conn=conn,
                               detail={"parts": sorted(render_ai_gateway(gateway) or {})})
         return render_ai_gateway(gateway) or {}
