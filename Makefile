@@ -44,3 +44,4 @@ bench: install
 	$(PY) benchmarks/catalog_api.py
 	$(PY) benchmarks/tracking.py
 	$(PY) benchmarks/training.py
+	$(PY) benchmarks/serving.py
