@@ -106,11 +106,17 @@ class BatchWriter:
             written = 0
             for full_name, rows in batches.items():
                 schema = USAGE_SCHEMA if full_name == USAGE_TABLE else INFERENCE_SCHEMA
+                data = pa.Table.from_pylist(rows, schema=schema)
                 try:
-                    if full_name == USAGE_TABLE:
+                    try:
+                        self.tables.append(self.caller, full_name, data)
+                    except NotFound:
+                        if full_name != USAGE_TABLE:
+                            raise
+                        # the platform's own table: made again if someone dropped it
                         ensure_table(self.tables, self.caller, USAGE_TABLE, USAGE_SCHEMA,
                                      "Serving endpoint usage: one row per call (lakeray AI gateway)")
-                    self.tables.append(self.caller, full_name, pa.Table.from_pylist(rows, schema=schema))
+                        self.tables.append(self.caller, full_name, data)
                     written += len(rows)
                 except NotFound:
                     # an inference table its owner dropped: its rows have nowhere to go
