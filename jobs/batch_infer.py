@@ -132,16 +132,21 @@ class EndpointScorer:
         return batch.append_column(self.output, column)
 
 
-def _model_path(client, model: str, version: int | None, alias: str | None) -> tuple[str, str]:
-    """The local directory of the model version to load, and its lineage node name."""
+def _version_dir(view: dict) -> str:
+    """The local directory of a model version (its managed storage, read in place)."""
     from urllib.parse import unquote, urlparse
 
-    view = client.get_model_version_by_alias(model, alias) if alias else client.get_model_version(model, version)
     location = view["storage_location"]
     if not location.startswith("file://"):
-        raise InvalidArgument(f"model {model} version {view['version']} is stored at {location}, "
-                              "which this job cannot read in place")
-    return unquote(urlparse(location).path), f"{model}/{view['version']}"
+        raise InvalidArgument(f"model version {view['version']} is stored at {location}, which this job "
+                              "cannot read in place")
+    return unquote(urlparse(location).path)
+
+
+def _model_path(client, model: str, version: int | None, alias: str | None) -> tuple[str, str]:
+    """The local directory of the model version to load, and its lineage node name."""
+    view = client.get_model_version_by_alias(model, alias) if alias else client.get_model_version(model, version)
+    return _version_dir(view), f"{model}/{view['version']}"
 
 
 def run(client, source: str, output: str, endpoint: str | None = None, model: str | None = None,
@@ -193,9 +198,6 @@ def run(client, source: str, output: str, endpoint: str | None = None, model: st
 
 def _endpoint_kind(client, info: dict) -> str:
     """What the endpoint's first served entity is: pyfunc, chat, completion or embedding."""
-    from pathlib import Path
-    from urllib.parse import unquote, urlparse
-
     from lakeray.serving.replica import model_kind
 
     entity = info["config"]["served_entities"][0]
@@ -206,7 +208,7 @@ def _endpoint_kind(client, info: dict) -> str:
     name, version = entity["entity_name"], str(entity["entity_version"])
     view = (client.get_model_version(name, int(version)) if version.isdigit()
             else client.get_model_version_by_alias(name, version))
-    return model_kind(Path(unquote(urlparse(view["storage_location"]).path)))
+    return model_kind(_version_dir(view))
 
 
 def _write(client, scored, output: str, sources: list[str]) -> dict:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator
 from urllib.parse import urlparse
 
@@ -34,6 +33,7 @@ from lakeray.errors import (
     Unavailable,
 )
 from lakeray.secrets.service import parse_reference
+from lakeray.serving import openai_api as oa
 
 log = logging.getLogger("lakeray.serving")
 
@@ -278,44 +278,21 @@ def to_anthropic(body: dict, model: str, api: str) -> dict:
 _FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls"}
 
 
-def _usage(prompt: int, completion: int) -> dict:
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
-
-
 def from_anthropic(message: dict, model: str, api: str) -> dict:
     """An Anthropic Messages response as an OpenAI ``chat.completion`` or ``text_completion``."""
     text = "".join(b.get("text", "") for b in message.get("content") or [] if b.get("type") == "text")
-    reason = _FINISH.get(message.get("stop_reason"), "stop")
     use = message.get("usage") or {}
-    usage = _usage(int(use.get("input_tokens") or 0), int(use.get("output_tokens") or 0))
-    if api == "chat":
-        choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": reason,
-                  "logprobs": None}
-        obj = "chat.completion"
-    else:
-        choice = {"index": 0, "text": text, "finish_reason": reason, "logprobs": None}
-        obj = "text_completion"
-    return {"id": message.get("id") or f"chatcmpl-{uuid.uuid4().hex}", "object": obj, "created": int(time.time()),
-            "model": model, "choices": [choice], "usage": usage}
+    return oa.completion_object(api, message.get("id") or oa.completion_id(api), model, text,
+                                _FINISH.get(message.get("stop_reason"), "stop"),
+                                oa.usage(int(use.get("input_tokens") or 0), int(use.get("output_tokens") or 0)))
 
 
 async def anthropic_events(lines, model: str, api: str, include_usage: bool) -> AsyncIterator[str]:
     """Anthropic's stream events as OpenAI chunks (``data: {...}`` and a final ``[DONE]``)."""
-    obj = "chat.completion.chunk" if api == "chat" else "text_completion"
-    rid, created, prompt_tokens, completion_tokens = f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), 0, 0
+    rid, created, prompt_tokens, completion_tokens = oa.completion_id(api), int(time.time()), 0, 0
 
     def chunk(text: str | None, reason: str | None, first: bool = False, usage: dict | None = None) -> str:
-        if usage is not None:
-            choices = []
-        elif api == "chat":
-            delta = {"role": "assistant", "content": ""} if first else ({"content": text} if text else {})
-            choices = [{"index": 0, "delta": delta, "finish_reason": reason, "logprobs": None}]
-        else:
-            choices = [{"index": 0, "text": text or "", "finish_reason": reason, "logprobs": None}]
-        body = {"id": rid, "object": obj, "created": created, "model": model, "choices": choices}
-        if include_usage:
-            body["usage"] = usage
-        return f"data: {json.dumps(body)}\n\n"
+        return oa.chunk_event(api, rid, model, text, reason, first, usage, include_usage, created)
 
     async for line in lines:
         if not line.startswith("data:"):
@@ -337,5 +314,5 @@ async def anthropic_events(lines, model: str, api: str, include_usage: bool) -> 
             detail = event.get("error") or {}
             raise Unavailable(f"anthropic failed mid-stream: {detail.get('message', 'unknown error')}")
     if include_usage:
-        yield chunk(None, None, usage=_usage(prompt_tokens, completion_tokens))
+        yield chunk(None, None, usage=oa.usage(prompt_tokens, completion_tokens))
     yield "data: [DONE]\n\n"

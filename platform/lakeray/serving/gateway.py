@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from lakeray.errors import InvalidArgument, LakerayError, ResourceExhausted, Unavailable, http_status
 from lakeray.ids import now_ms
 from lakeray.serving import guardrails
+from lakeray.serving import openai_api as oa
 from lakeray.serving.gateway_log import USAGE_TABLE, inference_table
 from lakeray.serving.limits import buckets_for
 from lakeray.serving.routing import invocation_api, live_routes, pick_route
@@ -258,27 +259,18 @@ async def _collect(events: AsyncIterator[str]) -> _Whole:
 
 
 async def _replay(whole: _Whole, api: str) -> AsyncIterator[str]:
-    """A checked stream sent again: its whole text in one chunk, the ending, the usage."""
-    obj = "chat.completion.chunk" if api == "chat" else "text_completion"
-
-    def event(choices: list, **extra) -> str:
-        body = {"id": whole.rid, "object": obj, "created": whole.created, "model": whole.model,
-                "choices": choices, "usage": None, **extra}
-        return f"data: {json.dumps(body)}\n\n"
-
-    def choice(text: str | None, reason: str | None, first: bool = False) -> dict:
-        if api == "chat":
-            delta = {"role": "assistant", "content": ""} if first else ({"content": text} if text else {})
-            return {"index": 0, "delta": delta, "finish_reason": reason, "logprobs": None}
-        return {"index": 0, "text": text or "", "finish_reason": reason, "logprobs": None}
+    """A checked stream sent again: its whole text in one chunk, the ending, the usage (every
+    chunk carries ``usage``, as the stream did: it was asked for; see ``_logged_stream``)."""
+    def event(text: str | None, reason: str | None, first: bool = False, use: dict | None = None) -> str:
+        return oa.chunk_event(api, whole.rid, whole.model, text, reason, first, use, True, whole.created)
 
     if api == "chat":
-        yield event([choice(None, None, first=True)])
-    yield event([choice(whole.text, None)])
-    yield event([choice(None, whole.finish_reason or "stop")])
+        yield event(None, None, first=True)
+    yield event(whole.text, None)
+    yield event(None, whole.finish_reason or "stop")
     if whole.usage is not None:
-        yield event([], usage=whole.usage)
-    yield "data: [DONE]\n\n"
+        yield event(None, None, use=whole.usage)
+    yield oa.DONE
 
 
 async def _logged_stream(call: _Call, events: AsyncIterator[str], buckets: list,

@@ -20,7 +20,7 @@ import threading
 
 import pyarrow as pa
 
-from lakeray.errors import AlreadyExists, LakerayError, NotFound
+from lakeray.errors import AlreadyExists, InvalidArgument, LakerayError, NotFound
 
 log = logging.getLogger("lakeray.gateway")
 
@@ -60,8 +60,6 @@ def ensure_table(tables, caller, full_name: str, schema: pa.Schema, comment: str
         pass
     have = tables.describe(caller, full_name)
     if [c["name"] for c in have["columns"]] != schema.names:
-        from lakeray.errors import InvalidArgument
-
         raise InvalidArgument(f"inference_table_config: table {full_name} exists with other columns; "
                               "choose another table_name_prefix")
 

@@ -182,34 +182,48 @@ def completion_id(kind: str) -> str:
     return ("chatcmpl-" if kind == "chat" else "cmpl-") + uuid.uuid4().hex
 
 
-def response(req: GenerationRequest, rid: str, text: str, reason: str, use: dict) -> dict:
-    """The non-streamed ``chat.completion`` or ``text_completion`` object."""
-    if req.kind == "chat":
+def completion_object(kind: str, rid: str, model: str, text: str, reason: str, use: dict) -> dict:
+    """A non-streamed ``chat.completion`` (kind ``chat``) or ``text_completion`` object."""
+    if kind == "chat":
         choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": reason,
                   "logprobs": None}
         obj = "chat.completion"
     else:
         choice = {"index": 0, "text": text, "finish_reason": reason, "logprobs": None}
         obj = "text_completion"
-    return {"id": rid, "object": obj, "created": int(time.time()), "model": req.model, "choices": [choice],
+    return {"id": rid, "object": obj, "created": int(time.time()), "model": model, "choices": [choice],
             "usage": use}
 
 
-def chunk(req: GenerationRequest, rid: str, delta: str | None, reason: str | None, first: bool = False,
-          use: dict | None = None) -> str:
-    """One server-sent event of a stream (``chat.completion.chunk`` or ``text_completion``)."""
+def response(req: GenerationRequest, rid: str, text: str, reason: str, use: dict) -> dict:
+    """The non-streamed answer to ``req``."""
+    return completion_object(req.kind, rid, req.model, text, reason, use)
+
+
+def chunk_event(kind: str, rid: str, model: str, delta: str | None, reason: str | None, first: bool = False,
+                use: dict | None = None, include_usage: bool = False, created: int | None = None) -> str:
+    """One server-sent event of a stream (``chat.completion.chunk`` or ``text_completion``): the
+    role (``first``), a text delta, the finish reason, or with ``use`` the usage-only chunk;
+    ``include_usage`` adds ``"usage": null`` to the others, as OpenAI does when usage is asked for."""
     if use is not None:
         choices = []
-    elif req.kind == "chat":
+    elif kind == "chat":
         d = {"role": "assistant", "content": ""} if first else ({"content": delta} if delta else {})
         choices = [{"index": 0, "delta": d, "finish_reason": reason, "logprobs": None}]
     else:
         choices = [{"index": 0, "text": delta or "", "finish_reason": reason, "logprobs": None}]
-    obj = "chat.completion.chunk" if req.kind == "chat" else "text_completion"
-    body = {"id": rid, "object": obj, "created": int(time.time()), "model": req.model, "choices": choices}
-    if use is not None or req.include_usage:
+    obj = "chat.completion.chunk" if kind == "chat" else "text_completion"
+    body = {"id": rid, "object": obj, "created": int(time.time()) if created is None else created, "model": model,
+            "choices": choices}
+    if use is not None or include_usage:
         body["usage"] = use
     return f"data: {json.dumps(body)}\n\n"
+
+
+def chunk(req: GenerationRequest, rid: str, delta: str | None, reason: str | None, first: bool = False,
+          use: dict | None = None) -> str:
+    """One server-sent event of the stream answering ``req``."""
+    return chunk_event(req.kind, rid, req.model, delta, reason, first, use, req.include_usage)
 
 
 DONE = "data: [DONE]\n\n"
