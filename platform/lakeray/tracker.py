@@ -66,17 +66,38 @@ class Tracker(Dispatcher):
         return True
 
     def _outward(self, value):
-        """Replace server paths in a response with their ``mlflow-artifacts:/`` form."""
-        if isinstance(value, dict):
-            return {k: self._outward(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self._outward(v) for v in value]
-        if isinstance(value, str):
-            return proxied(value, self._root_uri)
-        if isinstance(value, float) and not math.isfinite(value):
-            # protobuf's JSON form, which MLflow's server sends and its client parses
-            return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-        return value
+        """Replace server paths in a response with their ``mlflow-artifacts:/`` form, and
+        non-finite floats with protobuf's JSON spelling ("NaN", "Infinity"), which MLflow's
+        server sends and its client parses.
+
+        Changes ``value`` in place (results are built fresh for each call) and returns it: a
+        search answer holds tens of thousands of values, of which only a few change, so a walk
+        that rebuilds nothing costs a third of one that copies.
+        """
+        prefix = self._root_uri + "/"
+
+        def changed(v) -> bool:
+            return (isinstance(v, str) and v.startswith(prefix)) or (isinstance(v, float) and not math.isfinite(v))
+
+        def outward(v):
+            if isinstance(v, str):
+                return proxied(v, self._root_uri)
+            return "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
+
+        def walk(node) -> None:
+            for k, v in (node.items() if isinstance(node, dict) else enumerate(node)):
+                if isinstance(v, str):  # the common leaf first; changed() inlined for speed
+                    if v.startswith(prefix):
+                        node[k] = outward(v)
+                elif isinstance(v, (dict, list)):  # noqa: UP038 - the tuple form is faster
+                    walk(v)
+                elif isinstance(v, float) and not math.isfinite(v):
+                    node[k] = outward(v)
+
+        if isinstance(value, dict | list):
+            walk(value)
+            return value
+        return outward(value) if changed(value) else value
 
     def _artifact_target(self, conn, caller: Caller, path: object, level: str, action: str):
         """(location URI, path inside it) of a proxied artifact path, after the permission check.

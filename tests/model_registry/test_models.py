@@ -84,6 +84,32 @@ def test_register_load_alias_roundtrip(registry, tracker, admin):
     assert uc["storage_location"].startswith("file://") and uc["model_name"] == "churn"
 
 
+def test_version_files_are_hard_links_and_leftovers_are_replaced(registry, tracker, admin):
+    """Registering links the run's files instead of copying them (the store never writes a
+    file in place, so the version keeps its bytes); a half-made directory left by a copy whose
+    transaction never committed is replaced, not a conflict."""
+    from urllib.parse import urlparse
+
+    run_id, base = logged_run(tracker, admin)
+    mlflow(registry, admin, "create_registered_model", name=M)
+    mlflow(registry, admin, "create_model_version", name=M, source=f"runs:/{run_id}/model")
+    v1 = registry.call_as(admin, "get_model_version", full_name=M, version=1)
+    weights = os.path.join(urlparse(v1["storage_location"]).path, "weights.bin")
+    assert os.stat(weights).st_nlink == 2
+    tracker.call_as(admin, "delete_artifact", path=f"{base}/model")
+    assert os.stat(weights).st_nlink == 1
+    with open(weights, "rb") as f:
+        assert f.read() == b"\x00\x01"
+    # a crash between the copy and the commit left version 2's directory behind
+    run_id, _ = logged_run(tracker, admin)
+    stale = os.path.join(os.path.dirname(urlparse(v1["storage_location"]).path), "2")
+    os.makedirs(stale)
+    with open(os.path.join(stale, "stray.bin"), "wb") as f:
+        f.write(b"half")
+    mlflow(registry, admin, "create_model_version", name=M, source=f"runs:/{run_id}/model")
+    assert sorted(os.listdir(stale)) == ["MLmodel", "weights.bin"]
+
+
 def test_lineage_run_to_version(registry, tracker, admin):
     run_id, _ = logged_run(tracker, admin)
     mlflow(registry, admin, "create_registered_model", name=M)

@@ -7,6 +7,7 @@ before and after the call.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
@@ -393,6 +394,23 @@ def test_copy_tree_into_model_version_storage(env):
     assert_refused(env, lambda: s.copy_tree(loc, loc + "/model/inner", "model"))  # into itself
     assert_refused(env, lambda: s.copy_tree(loc + "/model", loc))
     assert [p for p in env.root.rglob("*") if p.name.startswith(TMP_PREFIX)] == []
+
+
+@pytest.mark.parametrize("link_error", [None, errno.EXDEV, errno.EPERM])
+def test_copy_tree_links_where_it_can_and_copies_where_it_cannot(env, monkeypatch, link_error):
+    """Files are hard links when the file system allows (no data copy), else copies; either
+    way a later overwrite of the source leaves the copy as it was."""
+    s, loc = env.store, env.loc
+    s.upload(loc, "model/w.bin", b"v1")
+    if link_error is not None:
+        def refuse(*_args, **_kwargs):
+            raise OSError(link_error, os.strerror(link_error))
+        monkeypatch.setattr(os, "link", refuse)
+    assert s.copy_tree(loc, env.dst, "model") == 1
+    linked = s.resolve(env.dst, "w.bin").stat().st_nlink == 2
+    assert linked == (link_error is None)
+    s.upload(loc, "model/w.bin", b"v2")  # a new file renamed over the old name
+    assert s.read_bytes(env.dst, "w.bin") == b"v1" and s.read_bytes(loc, "model/w.bin") == b"v2"
 
 
 def test_streaming_upload_and_download_in_chunks(env):

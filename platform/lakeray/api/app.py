@@ -11,9 +11,11 @@ import json
 import logging
 import math
 
+import orjson
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lakeray import __version__
@@ -33,6 +35,20 @@ def error_response(error: LakerayError) -> JSONResponse:
     if getattr(error, "retry_after_s", None):  # a busy or rate-limited resource says when to retry
         headers["Retry-After"] = str(max(1, math.ceil(error.retry_after_s)))
     return JSONResponse(error.to_json(), status_code=status, headers=headers or None)
+
+
+def json_response(body) -> Response:
+    """``body`` (plain JSON data: dicts, lists, strings, numbers) as a JSON response.
+
+    Routes with large answers return this instead of the dict: FastAPI would otherwise walk
+    the whole answer with ``jsonable_encoder`` before encoding it, which costs more than
+    building it (a 1,000-run search: ~80 ms of walking, ~1 ms with orjson here).
+    """
+    try:
+        content = orjson.dumps(body)
+    except (TypeError, orjson.JSONEncodeError):  # something beyond plain JSON: the general path
+        return JSONResponse(jsonable_encoder(body))
+    return Response(content, media_type="application/json")
 
 
 #: file uploads (volume files, MLflow artifacts) may be larger than other request bodies.

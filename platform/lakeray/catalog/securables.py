@@ -170,7 +170,8 @@ def save(conn: Connection, obj: Securable, updated_by: str, **changes) -> None:
         values[key] = json.dumps(value) if key in ("properties", "tags", "spec") else value
     obj.updated_at, obj.updated_by = now_ms(), updated_by
     values.update(updated_at=obj.updated_at, updated_by=updated_by)
-    conn.execute(update(securables).where(securables.c.id == obj.id).values(**values))
+    # The values as parameters (not .values()), so the compiled UPDATE is cached per column set.
+    conn.execute(update(securables).where(securables.c.id == bindparam("b_id")), {**values, "b_id": obj.id})
 
 
 def rename(conn: Connection, obj: Securable, new_name: str, updated_by: str) -> None:

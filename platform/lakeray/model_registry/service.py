@@ -31,7 +31,7 @@ from lakeray.catalog.audit import AuditLog, denial
 from lakeray.catalog.privileges import Privilege, SecurableType
 from lakeray.catalog.securables import Securable
 from lakeray.catalog.service import CatalogService
-from lakeray.errors import InvalidArgument, LakerayError, NotFound, PermissionDenied
+from lakeray.errors import Conflict, InvalidArgument, LakerayError, NotFound, PermissionDenied
 from lakeray.ids import now_ms
 from lakeray.model_registry import search as rs
 from lakeray.model_registry.sources import resolve_source
@@ -114,12 +114,10 @@ _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 def _signature(store: ArtifactStore, location: str) -> str | None:
     """The ``signature`` of the version's MLmodel file as JSON, if there is a readable one."""
-    if not store.exists(location, "MLmodel"):
-        return None
     try:
         meta = yaml.load(store.read_bytes(location, "MLmodel"), Loader=_YAML_LOADER)
     except (yaml.YAMLError, LakerayError, UnicodeDecodeError):
-        return None  # a malformed MLmodel is the model's problem, not the registration's
+        return None  # a missing or malformed MLmodel is the model's problem, not the registration's
     signature = meta.get("signature") if isinstance(meta, dict) else None
     return json.dumps(signature) if isinstance(signature, dict) else None
 
@@ -345,27 +343,33 @@ class ModelRegistry:
                                           f"model {src.logged_model_id!r}")
                 version = int(obj.spec.get("last_version", 0)) + 1
                 storage = self.store.location_uri("models", obj.id, "versions", str(version))
-                self.store.delete(storage)  # leftovers of a copy whose transaction never committed
-                self.store.copy_tree(src.location, storage, src.path)
+                try:
+                    self.store.copy_tree(src.location, storage, src.path)
+                except Conflict:  # leftovers of a copy whose transaction never committed
+                    self.store.delete(storage)
+                    self.store.copy_tree(src.location, storage, src.path)
                 now = now_ms()
-                conn.execute(model_versions.insert().values(
-                    model_id=obj.id, version=version, source=source, run_id=run_id or src.run_id,
-                    run_link=run_link, logged_model_id=logged_model_id or src.logged_model_id, status=READY,
-                    status_message=None, description=description, storage_location=storage,
-                    signature=_signature(self.store, storage), created_at=now, created_by=caller.name,
-                    updated_at=now, updated_by=caller.name))
-                for key, value in tag_map.items():
-                    conn.execute(model_version_tags.insert().values(model_id=obj.id, version=version, key=key,
-                                                                    value=value))
+                row = dict(model_id=obj.id, version=version, source=source, run_id=run_id or src.run_id,
+                           run_link=run_link, logged_model_id=logged_model_id or src.logged_model_id, status=READY,
+                           status_message=None, description=description, storage_location=storage,
+                           signature=_signature(self.store, storage), created_at=now, created_by=caller.name,
+                           updated_at=now, updated_by=caller.name)
+                conn.execute(model_versions.insert(), row)
+                if tag_map:
+                    conn.execute(model_version_tags.insert(), [
+                        {"model_id": obj.id, "version": version, "key": k, "value": v} for k, v in tag_map.items()])
                 rows.save(conn, obj, caller.name, spec={**obj.spec, "last_version": version})
                 if run_id or src.run_id:
-                    conn.execute(lineage_edges.insert().values(
+                    conn.execute(lineage_edges.insert(), dict(
                         source_type="run", source_name=run_id or src.run_id, target_type="model_version",
                         target_name=f"{obj.full_name}/{version}", run_id=run_id or src.run_id, job_id=None,
                         created_at=now, created_by=caller.name))
                 self.audit.record(caller.name, "create_model_version", ST.REGISTERED_MODEL.value, obj.full_name,
                                   conn=conn, detail={"version": version, "source": source})
-                view = self._version_view(conn, obj, self._version_row(conn, obj, version))
+                # What was just written, without reading it back: a new version has no aliases.
+                view = {k: row[k] for k in _VERSION_COLUMNS}
+                view.update(model=obj, version=version, tags=tag_map, aliases=[],
+                            signature=json.loads(row["signature"]) if row["signature"] else None)
         except BaseException:
             if storage is not None:
                 with suppress(LakerayError, OSError):

@@ -16,7 +16,7 @@ import tempfile
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
-from lakeray.api.app import call
+from lakeray.api.app import call, json_response
 from lakeray.errors import InvalidArgument
 from lakeray.model_registry.operations import MLFLOW_ENDPOINTS
 from lakeray.tracking.operations import ENDPOINTS
@@ -57,7 +57,7 @@ def _endpoint(method: str, op: str):
             args.update(await _body_args(request))
         for key, value in request.path_params.items():
             args[key] = value
-        return await call(request, op, **args)
+        return json_response(await call(request, op, **args))
 
     endpoint.__name__ = f"mlflow_{op}_{method.lower()}"
     endpoint.__doc__ = f"MLflow `{op}` (see MLflow's REST API reference)."

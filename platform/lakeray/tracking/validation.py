@@ -12,6 +12,7 @@ import math
 import posixpath
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from lakeray.catalog import names
 from lakeray.errors import InvalidArgument, NotFound
@@ -83,20 +84,35 @@ def key(value: object, what: str = "key", limit: int = MAX_ENTITY_KEY_LENGTH) ->
     """A metric, param or tag key: MLflow's characters, no path tricks, at most ``limit``."""
     if value is None or value == "":
         raise InvalidArgument(f"Missing value for required parameter '{what}'")
+    if isinstance(value, str) and _good_key(value, limit):
+        return value  # a batch repeats a few keys many times: each is checked once
     value = text(value, what, limit)
     if not _KEY_CHARS.fullmatch(value):
         raise InvalidArgument(f"Invalid value {value!r} for parameter '{what}': names may only contain "
                               "alphanumerics, underscores (_), dashes (-), periods (.), spaces ( ), "
                               "colons (:) and slashes (/)")
     norm = posixpath.normpath(value)
-    if norm != value or norm == "." or norm.startswith("..") or norm.startswith("/"):
-        raise InvalidArgument(f"Invalid value {value!r} for parameter '{what}': names may be treated as "
-                              f"files and must not resolve to other names (this one resolves to {norm!r})")
-    return value
+    raise InvalidArgument(f"Invalid value {value!r} for parameter '{what}': names may be treated as "
+                          f"files and must not resolve to other names (this one resolves to {norm!r})")
+
+
+@lru_cache(maxsize=4096)
+def _good_key(value: str, limit: int) -> bool:
+    """Whether ``value`` passes every check of :func:`key` (cached: keys repeat)."""
+    if len(value) > limit or "\x00" in value or not _KEY_CHARS.fullmatch(value):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    norm = posixpath.normpath(value)
+    return not (norm != value or norm == "." or norm.startswith("..") or norm.startswith("/"))
 
 
 def int64(value: object, what: str, minimum: int = -MAX_INT64 - 1) -> int:
     """An integer that fits a signed 64-bit column (JSON may carry it as a string)."""
+    if type(value) is int and minimum <= value <= MAX_INT64:
+        return value
     if isinstance(value, str) and re.fullmatch(r"-?\d{1,20}", value):
         value = int(value)
     if isinstance(value, float) and value.is_integer():
@@ -190,6 +206,8 @@ def _list(items: object, what: str, limit: int) -> list:
 
 def metric_value(value: object, what: str) -> tuple[float, bool]:
     """``(stored value, is_nan)`` of a metric value: NaN -> (0, True), +/-Inf -> +/-FLOAT_MAX."""
+    if type(value) is float and math.isfinite(value):
+        return value, False
     if isinstance(value, str) and value in ("NaN", "Infinity", "-Infinity", "nan", "inf", "-inf"):
         value = float(value)  # proto JSON spells the special doubles as strings
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -203,29 +221,45 @@ def metric_value(value: object, what: str) -> tuple[float, bool]:
     return value, False
 
 
+def _at(path: str) -> str:
+    """The prefix naming a field of the object at ``path`` in an error message."""
+    return f"{path}." if path else ""
+
+
 def metric(item: object, path: str = "", default_timestamp: int | None = None) -> MetricPoint:
     """Check one metric (``{key, value, timestamp, step, model_id, dataset_name, dataset_digest}``)."""
-    item = _entry(item, path or "metric", ("key", "value", "timestamp", "step", "model_id",
-                                           "dataset_name", "dataset_digest", "run_id"))
-    prefix = f"{path}." if path else ""
-    name = key(item.get("key"), f"{prefix}key")
-    if item.get("value") is None:
-        raise InvalidArgument(f"Missing value for required parameter '{prefix}value'")
-    value, is_nan = metric_value(item["value"], f"{prefix}value")
+    if not isinstance(item, dict):
+        raise InvalidArgument(f"{path or 'metric'} must be an object with key, value, timestamp, step, model_id, "
+                              "dataset_name, dataset_digest, run_id")
+    # The usual point (a good key, a finite float, int timestamp and step) takes the fast
+    # checks; anything else goes through the full ones, which also word the errors.
+    name = item.get("key")
+    if not (type(name) is str and name and _good_key(name, MAX_ENTITY_KEY_LENGTH)):
+        name = key(name, f"{_at(path)}key")
+    value = item.get("value")
+    if type(value) is float and math.isfinite(value):
+        is_nan = False
+    elif value is None:
+        raise InvalidArgument(f"Missing value for required parameter '{_at(path)}value'")
+    else:
+        value, is_nan = metric_value(value, f"{_at(path)}value")
     timestamp = item.get("timestamp")
     if timestamp is None:
         timestamp = default_timestamp if default_timestamp is not None else now_ms()
-    timestamp = int64(timestamp, f"{prefix}timestamp", minimum=0)
-    step = int64(item.get("step") or 0, f"{prefix}step")
+    if not (type(timestamp) is int and 0 <= timestamp <= MAX_INT64):
+        timestamp = int64(timestamp, f"{_at(path)}timestamp", minimum=0)
+    step = item.get("step") or 0
+    if not (type(step) is int and -MAX_INT64 - 1 <= step <= MAX_INT64):
+        step = int64(step, f"{_at(path)}step")
     model = item.get("model_id") or None
-    if model is not None:
-        model = model_id(model)
     dataset_name = item.get("dataset_name") or None
     dataset_digest = item.get("dataset_digest") or None
+    if model is not None:
+        model = model_id(model)
     if dataset_name is not None:
-        dataset_name = text(dataset_name, f"{prefix}dataset_name", MAX_DATASET_NAME_SIZE)
+        dataset_name = text(dataset_name, f"{_at(path)}dataset_name", MAX_DATASET_NAME_SIZE)
     if dataset_digest is not None:
-        dataset_digest = text(dataset_digest, f"{prefix}dataset_digest", MAX_DATASET_DIGEST_SIZE)
+        dataset_digest = text(dataset_digest, f"{_at(path)}dataset_digest", MAX_DATASET_DIGEST_SIZE)
     return MetricPoint(name, value, timestamp, step, is_nan, model, dataset_name, dataset_digest)
 
 
