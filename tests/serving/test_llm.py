@@ -1,7 +1,6 @@
 """The OpenAI protocol pieces and an LLM replica without Ray: request checks naming the field,
 stop strings never reaching the client (streamed or not), and a tiny Llama with a BPE tokenizer
-answering chat and completion requests through transformers' continuous batching, several at
-once."""
+answering chat and completion requests through the batching engine, several at once."""
 
 from __future__ import annotations
 
@@ -80,23 +79,6 @@ def test_parsed_requests():
     for bad in ({"input": []}, {"input": [1]}, {"input": "x", "encoding_format": "int8"}):
         with pytest.raises(InvalidArgument):
             oa.parse_embedding_input(bad)
-
-
-@pytest.fixture(scope="module")
-def tiny_llm(tmp_path_factory):
-    """A tiny Llama and a byte-level BPE tokenizer saved as a model directory."""
-    import torch
-    from transformers import LlamaForCausalLM
-
-    from lakeray.training.model import llama_config
-    from lakeray.training.tokenizer import train_bpe
-
-    path = tmp_path_factory.mktemp("tiny-llm")
-    tok = train_bpe(["the quick brown fox jumps over the lazy dog"] * 50, 300)
-    torch.manual_seed(0)
-    LlamaForCausalLM(llama_config({"n_layer": 2, "n_head": 2, "n_embd": 32, "block_size": 256}, tok)).save_pretrained(path)
-    tok.save_pretrained(path)
-    return str(path)
 
 
 @pytest.fixture(scope="module")
