@@ -208,13 +208,16 @@ def build_app(backend, max_body_bytes: int = 16 * 1024 * 1024, max_artifact_byte
         """Liveness of the API (no token needed)."""
         return {"status": "ok", "version": __version__}
 
+    # FastAPI tries the routes in order, a few microseconds each (~160 routes: ~0.5 ms for the
+    # last one), so the busiest come first: model queries, then MLflow logging. No two routers
+    # share a path prefix, so the order changes nothing else.
+    app.include_router(serving_routes.router)
+    app.include_router(tracking_routes.router)
+    app.include_router(model_routes.router)
     app.include_router(catalog_routes.router)
     app.include_router(data_routes.router)
     app.include_router(principal_routes.router)
     app.include_router(platform_routes.router)
-    app.include_router(tracking_routes.router)
-    app.include_router(model_routes.router)
-    app.include_router(serving_routes.router)
     app.include_router(secret_routes.router)
     app.add_middleware(AuthGate)
     if max_body_bytes:
