@@ -71,11 +71,20 @@ def _family(kind: str) -> str:
     return "generation" if kind in GENERATION else kind
 
 
-def _actor():
-    from lakeray.actors.base import named
-    from lakeray.settings import GATEWAY_ACTOR
+_gateway_handle = None
 
-    return named(GATEWAY_ACTOR)
+
+def _actor(fresh: bool = False):
+    """The gateway actor's handle, looked up once: a lookup is a blocking GCS round trip, and
+    the handle stays valid across the actor's restarts (``fresh`` looks again, after a
+    ``lakeray down``/``up`` replaced the actor)."""
+    global _gateway_handle
+    if _gateway_handle is None or fresh:
+        from lakeray.actors.base import named
+        from lakeray.settings import GATEWAY_ACTOR
+
+        _gateway_handle = named(GATEWAY_ACTOR)
+    return _gateway_handle
 
 
 async def _admit(buckets: list) -> None:
@@ -83,14 +92,16 @@ async def _admit(buckets: list) -> None:
     import ray.exceptions as rex
 
     deadline = time.monotonic() + ADMIT_RETRY_S
+    fresh = False
     while True:
         try:
-            verdict = await _actor().admit.remote(buckets)
+            verdict = await _actor(fresh).admit.remote(buckets)
             break
         except (rex.ActorDiedError, rex.ActorUnavailableError, ValueError) as e:
             if time.monotonic() > deadline:
                 raise Unavailable(f"the gateway's rate limiter is not reachable ({type(e).__name__}); "
                                   "retry shortly") from None
+            fresh = True
             await asyncio.sleep(0.2)
     if not verdict["admitted"]:
         error = ResourceExhausted("rate limit exceeded: " + "; ".join(verdict["limits"])
