@@ -99,12 +99,22 @@ def runs(conn: Connection, rows: list) -> list[dict]:
                                                    .order_by(table.c.run_id, table.c.key)).all():
                 into[run_id].append({"key": key, "value": value})
     inputs, model_inputs, model_outputs = _run_edges(conn, ids)
-    return [{
+    return [_run(r, metrics[r.run_id], params[r.run_id], tags[r.run_id], inputs[r.run_id], model_inputs[r.run_id],
+                 model_outputs[r.run_id]) for r in rows]
+
+
+def new_run(row, tags: dict[str, str]) -> dict:
+    """Run JSON of a run just created with ``tags`` and nothing else (no read back needed)."""
+    return _run(row, [], [], [{"key": k, "value": tags[k]} for k in sorted(tags)], [], [], [])
+
+
+def _run(r, metrics: list, params: list, tags: list, inputs: list, model_inputs: list, model_outputs: list) -> dict:
+    return {
         "info": run_info(r),
-        "data": {"metrics": metrics[r.run_id], "params": params[r.run_id], "tags": tags[r.run_id]},
-        "inputs": {"dataset_inputs": inputs[r.run_id], "model_inputs": model_inputs[r.run_id]},
-        "outputs": {"model_outputs": model_outputs[r.run_id]},
-    } for r in rows]
+        "data": {"metrics": metrics, "params": params, "tags": tags},
+        "inputs": {"dataset_inputs": inputs, "model_inputs": model_inputs},
+        "outputs": {"model_outputs": model_outputs},
+    }
 
 
 def _run_edges(conn: Connection, ids: list[str]):

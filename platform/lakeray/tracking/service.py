@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import pathlib
 import uuid
+from types import SimpleNamespace
 
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
@@ -310,14 +311,14 @@ class TrackingService(ExperimentPermissions, LoggedModels):
             experiment = self._experiment_for_write(conn, exp_id)
             require(conn, caller, experiment, EDIT, "create_run")
             self._check_active(experiment)
-            conn.execute(t.runs.insert().values(
-                run_id=run_id, experiment_id=exp_id, name=run_name, user_id=caller.name, status="RUNNING",
-                start_time=start, end_time=None, deleted_time=None, lifecycle_stage="active",
-                artifact_uri=f"{experiment.artifact_location}/{run_id}/artifacts"))
+            row = dict(run_id=run_id, experiment_id=exp_id, name=run_name, user_id=caller.name, status="RUNNING",
+                       start_time=start, end_time=None, deleted_time=None, lifecycle_stage="active",
+                       artifact_uri=f"{experiment.artifact_location}/{run_id}/artifacts")
+            conn.execute(t.runs.insert(), row)
             conn.execute(t.run_tags.insert(), [{"run_id": run_id, "key": k, "value": v} for k, v in tag_map.items()])
             self.audit.record(caller.name, "create_run", "run", run_id, conn=conn,
                               detail={"experiment_id": str(exp_id)})
-            return {"run": render.runs(conn, [self._run(conn, run_id)])[0]}
+        return {"run": render.new_run(SimpleNamespace(**row), tag_map)}
 
     def get_run(self, caller: Caller, run_id: str | None = None, run_uuid: str | None = None) -> dict:
         """``{"run": {info, data, inputs, outputs}}`` (deleted runs too, as MLflow)."""
