@@ -17,14 +17,18 @@ READ_PREFIXES = ("get_", "list_", "read_", "describe_", "table_", "whoami", "que
 
 
 class LocalBackend:
-    """Calls dispatchers in this process (threads keep the event loop free).
+    """Calls dispatchers in this process, on :class:`~lakeray.api.workers.WarmThreads` (threads
+    keep the event loop free).
 
     ``dispatchers`` maps actor names to Dispatcher objects; a bare dispatcher serves all.
     """
 
     def __init__(self, dispatchers):
+        from lakeray.api.workers import WarmThreads
+
         self.dispatchers = dispatchers if isinstance(dispatchers, dict) else None
         self.only = None if isinstance(dispatchers, dict) else dispatchers
+        self.threads = WarmThreads()
 
     @property
     def registry(self):
@@ -34,7 +38,7 @@ class LocalBackend:
         return self.only if self.only is not None else self.dispatchers[actor_of(op)]
 
     async def call(self, op: str, token: str, request_id: str | None = None, **kwargs):
-        return await asyncio.to_thread(self.dispatcher(op).call, op, token, request_id, **kwargs)
+        return await self.threads.run(self.dispatcher(op).call, op, token, request_id, **kwargs)
 
     def artifact_store(self):
         """The artifact store this process can write itself (file bodies skip the actor)."""
