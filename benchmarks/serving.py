@@ -23,7 +23,7 @@ p99) < 10 ms. Ratios and overheads are medians of the per-round values (each rou
 measured seconds apart).
 
 (b) LLM. ``lakeray models import`` brings SmolLM2-135M-Instruct into ``system.ai``; an endpoint
-serves its ``default`` version (one replica: transformers' continuous batching) and is asked
+serves its ``default`` version (one replica: lakeray's continuous batching engine) and is asked
 through ``/v1/chat/completions`` with temperature 0 and a fixed ``max_tokens``, each request one
 of eight fixed prompts, at concurrency 1 and 8. Tokens/s is the sum of ``usage.completion_tokens``
 over the wall time. The peer is ``model.generate`` in this process on the same model directory
