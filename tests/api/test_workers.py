@@ -44,3 +44,22 @@ def test_overlapping_calls_run_in_parallel_up_to_the_cap():
 
     assert asyncio.run(scenario()) == list(range(10))
     assert peak[0] == 3
+
+
+def test_a_caller_whose_event_loop_closed_does_not_cost_a_thread():
+    pool = WarmThreads(max_threads=1)
+    started, release = threading.Event(), threading.Event()
+
+    def blocked():
+        started.set()
+        release.wait(5)
+
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(pool.run(blocked))
+    loop.run_until_complete(asyncio.sleep(0))  # the call is on the thread now
+    assert started.wait(5)
+    task.cancel()
+    loop.run_until_complete(asyncio.gather(task, return_exceptions=True))
+    loop.close()  # before the answer comes back
+    release.set()
+    assert asyncio.run(asyncio.wait_for(pool.run(lambda: "still serving"), 5)) == "still serving"

@@ -209,8 +209,9 @@ def build_app(backend, max_body_bytes: int = 16 * 1024 * 1024, max_artifact_byte
         return {"status": "ok", "version": __version__}
 
     # FastAPI tries the routes in order, a few microseconds each (~160 routes: ~0.5 ms for the
-    # last one), so the busiest come first: model queries, then MLflow logging. No two routers
-    # share a path prefix, so the order changes nothing else.
+    # last one), so the busiest come first: model queries, then MLflow logging. No path matches
+    # routes of two routers (the models and catalog routers share /api/2.1/unity-catalog but not
+    # a resource), so the order changes nothing else.
     app.include_router(serving_routes.router)
     app.include_router(tracking_routes.router)
     app.include_router(model_routes.router)

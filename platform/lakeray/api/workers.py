@@ -30,11 +30,13 @@ class _Worker:
             while job is not None:
                 future, loop, fn = job
                 try:
-                    result = fn()
+                    outcome = (fn(), None)
                 except BaseException as e:  # noqa: BLE001 - handed to the awaiting coroutine
-                    loop.call_soon_threadsafe(_settle, future, None, e)
-                else:
-                    loop.call_soon_threadsafe(_settle, future, result, None)
+                    outcome = (None, e)
+                try:
+                    loop.call_soon_threadsafe(_settle, future, *outcome)
+                except RuntimeError:
+                    pass  # the caller's event loop closed meanwhile: nobody waits for this answer
                 job = self.pool._next_job(self)
 
 

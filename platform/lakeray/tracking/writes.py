@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Boolean, Float, Integer, String, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -36,15 +36,21 @@ def insert_ignoring_duplicates(conn: Connection, table, rows: list[dict]) -> Non
     if not rows:
         return
     stmt = _insert(conn, table).on_conflict_do_nothing()
-    if conn.dialect.name != "sqlite" or len(rows) < BULK_ROWS:
+    if conn.dialect.name != "sqlite" or len(rows) < BULK_ROWS or not _plain_columns(table):
         conn.execute(stmt, rows)
         return
     # On a 1,000-metric batch SQLAlchemy's per-row parameter processing costs more than
-    # SQLite's own insert. These tables' columns (text, integers, doubles, booleans) need no
-    # bind processing on SQLite, so the statement SQLAlchemy renders runs with plain tuples.
+    # SQLite's own insert. Columns of text, integers, doubles and booleans need no bind
+    # processing on SQLite, so the statement SQLAlchemy renders runs with plain tuples.
     compiled = stmt.compile(dialect=conn.dialect, column_keys=list(rows[0]))
     order = compiled.positiontup
     conn.exec_driver_sql(str(compiled), [tuple(row[k] for k in order) for row in rows])
+
+
+def _plain_columns(table) -> bool:
+    """Whether every column of ``table`` is text, an integer, a float or a boolean (types whose
+    values sqlite3 takes as they are)."""
+    return all(isinstance(c.type, String | Integer | Float | Boolean) for c in table.columns)
 
 
 def upsert(conn: Connection, table, key: list[str], rows: list[dict]) -> None:
