@@ -83,15 +83,16 @@ class Registry(Dispatcher):
     def __init__(self, settings: Settings, function_runner=None):
         settings.ensure_dirs()
         self.settings = settings
-        self.db = Database(settings.db_url)
+        self.db = Database(settings.db_url, sync=settings.sync_writes)
         self.audit = AuditLog(self.db)
         self.principals = PrincipalService(self.db, self.audit)
         self.catalog = CatalogService(self.db, self.audit)
         self.lineage = LineageService(self.db, self.audit)
         self.tables = TableService(self.catalog, self.audit, self.lineage, settings.table_root)
-        self.volumes = VolumeService(self.catalog, self.audit, settings.volume_root)
+        self.volumes = VolumeService(self.catalog, self.audit, settings.volume_root, sync=settings.sync_writes)
         self.functions = FunctionService(self.catalog, function_runner)
-        self.store = ArtifactStore(settings.artifact_root, max_bytes=settings.max_artifact_bytes)
+        self.store = ArtifactStore(settings.artifact_root, max_bytes=settings.max_artifact_bytes,
+                                   sync=settings.sync_writes)
         self.models = ModelRegistry(self.catalog, self.audit, self.store, settings.default_model_schema)
         self.secrets = SecretService(self.db, self.catalog, self.audit, Vault(settings.home))
         self.serving = ServingService(self.db, self.catalog, self.audit, self.models, self.tables, self.secrets)

@@ -23,6 +23,9 @@ SERVE_APP = "lakeray"
 #: who listens on the platform's port: the API replicas (default) or Ray Serve's proxy.
 HTTP_FRONTS = ("replica", "proxy")
 
+#: what an acknowledged write survives: a process kill (default) or also a power cut / OS crash.
+DURABILITY_LEVELS = ("process", "power")
+
 
 def _choice(env: dict, key: str, choices: tuple[str, ...]) -> str:
     raw = (env.get(key) or choices[0]).strip().lower()
@@ -80,6 +83,13 @@ class Settings:
         serving_replica_cpus: the CPUs Ray reserves for each model serving replica
             (``LAKERAY_SERVING_REPLICA_CPUS``, default 0.1: small models on small machines;
             give 1 or more on a cluster so replicas spread over nodes).
+        durability: what an acknowledged write survives (``LAKERAY_DURABILITY``): ``process``
+            (default), the death of any process, which is what actor kills and platform
+            restarts are: SQLite commits without fsync (``synchronous=NORMAL``) and files are
+            renamed into place without fsync; or ``power``, also a power cut or an OS crash:
+            SQLite syncs each commit (``synchronous=FULL``) and every file and directory
+            change is fsynced before the write is acknowledged (PostgreSQL syncs its commits
+            either way).
     """
 
     home: str
@@ -95,6 +105,7 @@ class Settings:
     local_reads: bool = True
     default_model_schema: str = "main.default"
     serving_replica_cpus: float = 0.1
+    durability: str = "process"
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> Settings:
@@ -115,7 +126,13 @@ class Settings:
             local_reads=env.get("LAKERAY_LOCAL_READS", "1").lower() not in ("0", "false", "no", "off"),
             default_model_schema=env.get("LAKERAY_DEFAULT_MODEL_SCHEMA", "main.default"),
             serving_replica_cpus=_float(env, "LAKERAY_SERVING_REPLICA_CPUS", 0.1),
+            durability=_choice(env, "LAKERAY_DURABILITY", DURABILITY_LEVELS),
         )
+
+    @property
+    def sync_writes(self) -> bool:
+        """Whether writes are fsynced (``durability="power"``)."""
+        return self.durability == "power"
 
     @property
     def db_url(self) -> str:

@@ -51,11 +51,12 @@ class Tracker(Dispatcher):
     def __init__(self, settings: Settings):
         settings.ensure_dirs()
         self.settings = settings
-        self.db = Database(settings.db_url)
+        self.db = Database(settings.db_url, sync=settings.sync_writes)
         self.audit = AuditLog(self.db)
         self.principals = PrincipalService(self.db, self.audit)
         self.tracking = TrackingService(self.db, self.audit, settings.artifact_root)
-        self.store = ArtifactStore(settings.artifact_root, max_bytes=settings.max_artifact_bytes)
+        self.store = ArtifactStore(settings.artifact_root, max_bytes=settings.max_artifact_bytes,
+                                   sync=settings.sync_writes)
         self._root_uri = self.store.root.as_uri()
         self.ops = self._operations()
 

@@ -374,19 +374,24 @@ def test_delete_file_directory_and_location(env):
     assert env.canary.read_bytes() == b"canary" and (env.evil / "x").exists()
 
 
+def _files(directory) -> int:
+    return sum(1 for p in directory.rglob("*") if p.is_file())
+
+
 def test_copy_tree_into_model_version_storage(env):
     s, loc = env.store, env.loc
     s.upload(loc, "model/MLmodel", b"m")
     s.upload(loc, "model/data/w.bin", b"w" * 5000)
     s.upload(loc, "model/empty/.keep", b"")
-    assert s.copy_tree(loc, env.dst, "model") == 3
+    assert s.copy_tree(loc, env.dst, "model") == s.location_path(env.dst)  # where the copy is
+    assert _files(s.location_path(env.dst)) == 3
     assert s.read_bytes(env.dst, "data/w.bin") == b"w" * 5000
     assert [e["path"] for e in s.list(env.dst)] == ["MLmodel", "data", "empty"]
     with pytest.raises(Conflict):
         s.copy_tree(loc, env.dst, "model")  # never merges into existing artifacts
     other = s.location_uri("models", "m1", "versions", "2")
     s.location_path(other).mkdir(parents=True)  # an empty destination is fine
-    assert s.copy_tree(loc, other) == 4 and s.read_bytes(other, "existing/file.txt") == b"keep"
+    assert _files(s.copy_tree(loc, other)) == 4 and s.read_bytes(other, "existing/file.txt") == b"keep"
     with pytest.raises(NotFound):
         s.copy_tree(loc, s.location_uri("models", "m1", "versions", "3"), "nope")
     with pytest.raises(InvalidArgument):
@@ -406,7 +411,7 @@ def test_copy_tree_links_where_it_can_and_copies_where_it_cannot(env, monkeypatc
         def refuse(*_args, **_kwargs):
             raise OSError(link_error, os.strerror(link_error))
         monkeypatch.setattr(os, "link", refuse)
-    assert s.copy_tree(loc, env.dst, "model") == 1
+    assert _files(s.copy_tree(loc, env.dst, "model")) == 1
     linked = s.resolve(env.dst, "w.bin").stat().st_nlink == 2
     assert linked == (link_error is None)
     s.upload(loc, "model/w.bin", b"v2")  # a new file renamed over the old name

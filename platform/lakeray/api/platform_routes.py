@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 
 from lakeray.api.app import call
+from lakeray.api.routing import PrefixRouter
 from lakeray.schemas.platform import LineageEdge
 
-router = APIRouter(prefix="/api/lakeray/v1", tags=["platform"])
+router = PrefixRouter(prefix="/api/lakeray/v1", tags=["platform"])
 
 
 @router.get("/whoami")

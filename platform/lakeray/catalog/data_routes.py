@@ -10,14 +10,16 @@ from __future__ import annotations
 import json
 from email.utils import formatdate
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import Query, Request, Response
 
 from lakeray.api.app import call
+from lakeray.api.routing import PrefixRouter
 from lakeray.arrow_wire import ARROW_STREAM, from_ipc, from_rows, to_ipc, to_rows
 from lakeray.errors import InvalidArgument
 from lakeray.schemas.platform import AppendRows, DeleteRows, ExecuteFunction
 
-router = APIRouter(tags=["table data", "files"])
+router = PrefixRouter(tags=["table data", "files"],
+                      prefixes=("/api/lakeray/v1/tables", "/api/lakeray/v1/functions/", "/api/2.0/fs/"))
 TABLES = "/api/lakeray/v1/tables"
 
 

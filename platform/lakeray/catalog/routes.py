@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 
 from lakeray.api.app import call
+from lakeray.api.routing import PrefixRouter
 from lakeray.schemas.catalog import (
     CreateCatalog,
     CreateFunctionRequest,
@@ -16,7 +17,7 @@ from lakeray.schemas.catalog import (
     UpdateVolume,
 )
 
-router = APIRouter(prefix="/api/2.1/unity-catalog", tags=["unity-catalog"])
+router = PrefixRouter(prefix="/api/2.1/unity-catalog", tags=["unity-catalog"])
 MaxResults = Query(None, ge=0, le=10000)
 
 

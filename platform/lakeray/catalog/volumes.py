@@ -11,7 +11,7 @@ must not pass through a symbolic link and must resolve inside the volume directo
 names are allowed (as in Databricks; ``ａ.txt`` is distinct from ``a.txt``) except control,
 format (bidi overrides, zero-width), surrogate, private-use and unassigned characters, and
 names whose NFKC form is ``.``, ``..`` or holds a separator. Writes are atomic (temp file in
-the target directory, fsync, ``os.replace``).
+the target directory, ``os.replace``), and fsynced with ``sync`` (durability "power").
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ class VolumeService:
     """Upload, download, list and delete files in managed volumes."""
 
     def __init__(self, catalog: CatalogService, audit: AuditLog, root: Path,
-                 max_file_bytes: int = DEFAULT_MAX_FILE_BYTES):
+                 max_file_bytes: int = DEFAULT_MAX_FILE_BYTES, sync: bool = False):
         if isinstance(max_file_bytes, bool) or not isinstance(max_file_bytes, int) or max_file_bytes < 0:
             raise InvalidArgument("max_file_bytes must be a non-negative integer")
         self.catalog = catalog
@@ -119,6 +119,7 @@ class VolumeService:
         self.root = Path(root).expanduser().resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self.max_file_bytes = max_file_bytes
+        self.sync = sync  # fsync files and directories (Settings.durability "power")
         catalog.locate[ST.VOLUME] = self._locate
         catalog.on_drop.append(self._drop_files)
 
@@ -220,8 +221,9 @@ class VolumeService:
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
+                if self.sync:
+                    f.flush()
+                    os.fsync(f.fileno())
             if overwrite:
                 os.replace(tmp, target)
             else:
@@ -236,7 +238,8 @@ class VolumeService:
         finally:
             if os.path.lexists(tmp):
                 os.unlink(tmp)
-        fsync_dir(parent)
+        if self.sync:
+            fsync_dir(parent)
         self._record(caller, "volume_upload", obj, vp)
 
     def download(self, caller: Caller, path: str) -> bytes:

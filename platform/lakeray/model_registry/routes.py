@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 
 from lakeray.api.app import call
+from lakeray.api.routing import PrefixRouter
 from lakeray.errors import InvalidArgument
 from lakeray.schemas.catalog import (
     CreateModelVersion,
@@ -14,7 +15,8 @@ from lakeray.schemas.catalog import (
     UpdateRegisteredModel,
 )
 
-router = APIRouter(prefix="/api/2.1/unity-catalog", tags=["unity-catalog"])
+router = PrefixRouter(prefix="/api/2.1/unity-catalog", tags=["unity-catalog"],
+                      prefixes=("/api/2.1/unity-catalog/models",))
 MaxResults = Query(None, ge=0, le=10000)
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import re
 from contextlib import suppress
+from pathlib import Path
 
 import yaml
 from sqlalchemy import delete, select, update
@@ -39,7 +40,7 @@ from lakeray.model_registry.tables import model_aliases, model_version_tags, mod
 from lakeray.principals.service import Caller
 from lakeray.storage.models import lineage_edges, securables
 from lakeray.tracking import search
-from lakeray.tracking.artifacts import ArtifactStore
+from lakeray.tracking.artifacts import ArtifactStore, open_regular
 
 ST = SecurableType
 P = Privilege
@@ -112,10 +113,12 @@ def check_alias(alias: object) -> str:
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def _signature(store: ArtifactStore, location: str) -> str | None:
-    """The ``signature`` of the version's MLmodel file as JSON, if there is a readable one."""
+def _signature(version_dir: Path) -> str | None:
+    """The ``signature`` of the version's MLmodel file as JSON, if there is a readable one
+    (``version_dir``: the directory :meth:`ArtifactStore.copy_tree` just filled)."""
     try:
-        meta = yaml.load(store.read_bytes(location, "MLmodel"), Loader=_YAML_LOADER)
+        with open_regular(version_dir / "MLmodel", "MLmodel") as f:
+            meta = yaml.load(f.read(), Loader=_YAML_LOADER)
     except (yaml.YAMLError, LakerayError, UnicodeDecodeError):
         return None  # a missing or malformed MLmodel is the model's problem, not the registration's
     signature = meta.get("signature") if isinstance(meta, dict) else None
@@ -344,15 +347,15 @@ class ModelRegistry:
                 version = int(obj.spec.get("last_version", 0)) + 1
                 storage = self.store.location_uri("models", obj.id, "versions", str(version))
                 try:
-                    self.store.copy_tree(src.location, storage, src.path)
+                    copied = self.store.copy_tree(src.location, storage, src.path)
                 except Conflict:  # leftovers of a copy whose transaction never committed
                     self.store.delete(storage)
-                    self.store.copy_tree(src.location, storage, src.path)
+                    copied = self.store.copy_tree(src.location, storage, src.path)
                 now = now_ms()
                 row = dict(model_id=obj.id, version=version, source=source, run_id=run_id or src.run_id,
                            run_link=run_link, logged_model_id=logged_model_id or src.logged_model_id, status=READY,
                            status_message=None, description=description, storage_location=storage,
-                           signature=_signature(self.store, storage), created_at=now, created_by=caller.name,
+                           signature=_signature(copied), created_at=now, created_by=caller.name,
                            updated_at=now, updated_by=caller.name)
                 conn.execute(model_versions.insert(), row)
                 if tag_map:

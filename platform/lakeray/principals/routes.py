@@ -6,9 +6,10 @@ tokens for others, the token-management API.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 
 from lakeray.api.app import call
+from lakeray.api.routing import PrefixRouter
 from lakeray.schemas.platform import (
     CreatePrincipal,
     CreateToken,
@@ -18,7 +19,7 @@ from lakeray.schemas.platform import (
     UpdatePrincipal,
 )
 
-router = APIRouter(tags=["principals and tokens"])
+router = PrefixRouter(tags=["principals and tokens"], prefixes=("/api/lakeray/v1/principals", "/api/2.0/token"))
 PRINCIPALS = "/api/lakeray/v1/principals"
 
 

@@ -6,12 +6,13 @@ There is no route that returns a secret's value: values go in and are used insid
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 
 from lakeray.api.app import call
+from lakeray.api.routing import PrefixRouter
 from lakeray.schemas.secrets import AclChange, DeleteAcl, DeleteSecret, PutSecret, ScopeRef, SecretScope
 
-router = APIRouter(tags=["secrets"])
+router = PrefixRouter(tags=["secrets"], prefixes=("/api/2.0/secrets/",))
 API = "/api/2.0/secrets"
 
 

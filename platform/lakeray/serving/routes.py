@@ -10,10 +10,11 @@ back as server-sent events.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from lakeray.api.app import call
+from lakeray.api.routing import PrefixRouter
 from lakeray.errors import InvalidArgument
 from lakeray.schemas.serving import (
     CreateServingEndpoint,
@@ -25,7 +26,7 @@ from lakeray.schemas.serving import (
 from lakeray.serving import gateway
 from lakeray.serving.routing import call_entity, stream_entity
 
-router = APIRouter(tags=["serving"])
+router = PrefixRouter(tags=["serving"], prefixes=("/api/2.0/serving-endpoints", "/serving-endpoints/", "/v1/"))
 API = "/api/2.0/serving-endpoints"
 #: the response header naming the served entity that answered
 SERVED_ENTITY_HEADER = "x-lakeray-served-entity"

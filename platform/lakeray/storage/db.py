@@ -70,14 +70,15 @@ MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
 ]
 
 
-def _tune_sqlite(dbapi_conn, _record) -> None:
+def _tune_sqlite(dbapi_conn, sync: bool) -> None:
     cur = dbapi_conn.cursor()
     # WAL lets readers run beside the writer; busy_timeout makes a second writer wait for
     # the lock instead of failing with "database is locked". synchronous=NORMAL in WAL mode
-    # keeps every committed transaction across a process kill (what an actor restart is).
+    # keeps every committed transaction across a process kill (what an actor restart is);
+    # FULL (durability "power") also syncs each commit, for power cuts and OS crashes.
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute(f"PRAGMA busy_timeout={LOCK_TIMEOUT_S * 1000}")
-    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute(f"PRAGMA synchronous={'FULL' if sync else 'NORMAL'}")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
 
@@ -103,12 +104,15 @@ def _tune_postgresql(dbapi_conn, _record) -> None:
     dbapi_conn.autocommit = autocommit
 
 
-def make_engine(url: str) -> Engine:
-    """Create an engine for ``url`` (SQLite file or PostgreSQL) and bring its schema up to date."""
+def make_engine(url: str, sync: bool = False) -> Engine:
+    """Create an engine for ``url`` (SQLite file or PostgreSQL) and bring its schema up to date.
+
+    ``sync``: SQLite syncs every commit to disk (see ``Settings.durability``).
+    """
     url = normalise_url(url)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": LOCK_TIMEOUT_S})
-        event.listen(engine, "connect", _tune_sqlite)
+        event.listen(engine, "connect", lambda dbapi_conn, _record: _tune_sqlite(dbapi_conn, sync))
 
         @event.listens_for(engine, "connect")
         def _no_implicit_begin(dbapi_conn, _record):
@@ -156,9 +160,9 @@ class Database:
     transaction-scoped advisory lock every writer takes first.
     """
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, sync: bool = False):
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, sync)
         self.dialect = self.engine.dialect.name
         self._claim: ContextVar[Claim | None] = ContextVar(f"lakeray_claim_{id(self)}", default=None)
 

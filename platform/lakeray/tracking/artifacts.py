@@ -8,8 +8,10 @@ URI tricks, NUL, ``file://host`` sources) is why every client path is checked as
 anything touches the disk (see :func:`parse_relative_path`). Then the joined path may not pass
 through a symbolic link (``lstat`` from the root down; final opens use ``O_NOFOLLOW``) and must
 ``resolve()`` inside its location: nothing here creates symbolic links, so one on disk was planted
-and is refused, never followed. Writes are atomic (temp file in the target directory, fsync,
-``os.replace``); ``copy_tree`` publishes a whole tree with one rename.
+and is refused, never followed. Writes are atomic (temp file in the target directory,
+``os.replace``); ``copy_tree`` publishes a whole tree with one rename. With ``sync`` (durability
+"power") file contents and the directories whose entries changed are fsynced before a write
+returns; without it a write survives any process's death, which is the platform's default.
 """
 from __future__ import annotations
 
@@ -111,7 +113,7 @@ def _checked(items: Iterator) -> Iterator[bytes]:
         yield chunk
 
 
-def _open_regular(path: Path, shown: str):
+def open_regular(path: Path, shown: str):
     """Open a regular file for reading without following a final symlink or blocking on a FIFO."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
@@ -153,10 +155,11 @@ def _read_file(f) -> Iterator[bytes]:
 class ArtifactStore:
     """Files under one artifact root, addressed as (location URI, client-relative path)."""
 
-    def __init__(self, root: Path, max_bytes: int = DEFAULT_MAX_BYTES):
+    def __init__(self, root: Path, max_bytes: int = DEFAULT_MAX_BYTES, sync: bool = False):
         self.root = Path(root).expanduser().resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self.max_bytes = _check_cap(max_bytes)
+        self.sync = sync  # fsync files and directories (Settings.durability "power")
         self._prefix = str(self.root).rstrip("/") + "/"
 
     # -- locations -------------------------------------------------------------------------
@@ -281,22 +284,24 @@ class ArtifactStore:
                     if size > cap:
                         raise PayloadTooLarge(f"artifact is over the limit of {cap} bytes")
                     f.write(chunk)
-                f.flush()
-                os.fsync(f.fileno())
+                if self.sync:
+                    f.flush()
+                    os.fsync(f.fileno())
             os.replace(tmp, target)
             tmp = None
         except BaseException:
             _undo(tmp, created)
             raise
-        for path in {parent, *(p.parent for p in created)}:  # make the new names durable
-            fsync_dir(path)
+        if self.sync:
+            for path in {parent, *(p.parent for p in created)}:  # make the new names durable
+                fsync_dir(path)
         return size
 
     def _open_file(self, location_uri: str, rel_path: str):
         _, rel_parts, target = self._locate(location_uri, rel_path)
         if not rel_parts:
             raise InvalidArgument("name a file inside the location (list the location to see its files)")
-        return _open_regular(target, rel_path)
+        return open_regular(target, rel_path)
 
     def download(self, location_uri: str, rel_path: str) -> Iterator[bytes]:
         """The contents of a file as an iterator of chunks; errors are raised now, not on iteration."""
@@ -344,11 +349,13 @@ class ArtifactStore:
             shutil.rmtree(target)  # fd-based on Linux: never follows links inside the tree
         else:
             os.unlink(target)
-        fsync_dir(target.parent)
+        if self.sync:
+            fsync_dir(target.parent)
         return True
 
-    def copy_tree(self, src_location: str, dst_location: str, src_path: str = "") -> int:
-        """Copy the tree at ``src_location``/``src_path`` to ``dst_location``; returns the file count.
+    def copy_tree(self, src_location: str, dst_location: str, src_path: str = "") -> Path:
+        """Copy the tree at ``src_location``/``src_path`` to ``dst_location``; returns the
+        destination directory (confined, for reading what was copied without locating it again).
 
         Used to copy a run's or logged model's artifacts into a model version's managed storage. The
         copy is built in a temp directory and renamed into place, so the destination appears whole
@@ -381,13 +388,15 @@ class ArtifactStore:
                 if is_dir:
                     os.mkdir(tmp.joinpath(*rel))
                 elif not _hard_link(src.joinpath(*rel), tmp.joinpath(*rel), "/".join(rel)):
-                    with _open_regular(src.joinpath(*rel), "/".join(rel)) as fsrc, \
+                    with open_regular(src.joinpath(*rel), "/".join(rel)) as fsrc, \
                             os.fdopen(os.open(tmp.joinpath(*rel), _NEW_FILE, 0o644), "wb") as fdst:
                         shutil.copyfileobj(fsrc, fdst, CHUNK)
-                        fdst.flush()
-                        os.fsync(fdst.fileno())
-            for rel in [(), *(rel for rel, is_dir in plan if is_dir)]:
-                fsync_dir(tmp.joinpath(*rel))
+                        if self.sync:
+                            fdst.flush()
+                            os.fsync(fdst.fileno())
+            if self.sync:
+                for rel in [(), *(rel for rel, is_dir in plan if is_dir)]:
+                    fsync_dir(tmp.joinpath(*rel))
             try:
                 os.rename(tmp, dst)  # onto a missing or empty directory: all or nothing
             except OSError as e:
@@ -397,8 +406,9 @@ class ArtifactStore:
         except BaseException:
             _undo(tmp, created)
             raise
-        fsync_dir(parent)
-        return sum(1 for _, is_dir in plan if not is_dir)
+        if self.sync:
+            fsync_dir(parent)
+        return dst
 
     def _plan(self, base: Path, rel: tuple[str, ...]) -> list[tuple[tuple[str, ...], bool]]:
         """Directories (before their contents) and files under ``base``; refuses links."""
@@ -431,7 +441,8 @@ def _hard_link(source: Path, target: Path, shown: str) -> bool:
     A link is a copy here because the store never changes a file in place: every write is a new
     file renamed over the old name, so a version's link keeps the bytes it was registered with
     whatever later happens to the run's file. It costs no data copy and no data fsync (the
-    source was synced when it was written), which makes registering a large model instant.
+    source was written as durably as the store writes), which makes registering a large model
+    instant.
     """
     try:
         os.link(source, target, follow_symlinks=False)

@@ -13,17 +13,18 @@ import asyncio
 import json
 import tempfile
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from fastapi.responses import StreamingResponse
 
 from lakeray.api.app import call, json_response
+from lakeray.api.routing import PrefixRouter
 from lakeray.errors import InvalidArgument
 from lakeray.model_registry.operations import MLFLOW_ENDPOINTS
 from lakeray.tracking.operations import ENDPOINTS
 
-router = APIRouter(tags=["mlflow"])
 PREFIX = "/api/2.0/mlflow"
 ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
+router = PrefixRouter(tags=["mlflow"], prefixes=(PREFIX + "/", ARTIFACTS))
 #: uploads larger than this are spooled to a temp file instead of memory.
 SPOOL_BYTES = 8 * 1024 * 1024
 
@@ -64,8 +65,23 @@ def _endpoint(method: str, op: str):
     return endpoint
 
 
-for _method, _path, _op in ENDPOINTS + MLFLOW_ENDPOINTS:
-    router.add_api_route(PREFIX + _path, _endpoint(_method, _op), methods=[_method])
+def _resource_routers() -> list[PrefixRouter]:
+    """The generated endpoints, one router per resource (``/runs/``, ``/model-versions/``...),
+    so a request is tried against its own resource's routes only (see ``api/routing.py``)."""
+    groups: dict[str, PrefixRouter] = {}
+    for method, path, op in ENDPOINTS + MLFLOW_ENDPOINTS:
+        resource = f"{PREFIX}/{path.split('/')[1]}"
+        group = groups.setdefault(resource, PrefixRouter(prefixes=(resource,)))
+        group.add_api_route(PREFIX + path, _endpoint(method, op), methods=[method])
+    return sorted(groups.values(), key=lambda g: g.prefixes[0] not in _BUSIEST)  # stable: runs first
+
+
+#: tried first: what training loops and registrations call most.
+_BUSIEST = (f"{PREFIX}/runs", f"{PREFIX}/metrics", f"{PREFIX}/model-versions")
+
+
+for _group in _resource_routers():
+    router.include_router(_group)
 
 
 async def _spool(request: Request):
