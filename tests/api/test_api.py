@@ -162,3 +162,21 @@ def test_openapi_snapshot(backend):
     if os.environ.get("UPDATE_SNAPSHOTS") or not SNAPSHOT.exists():
         SNAPSHOT.write_text(text + "\n")
     assert text + "\n" == SNAPSHOT.read_text(), "API changed: rerun with UPDATE_SNAPSHOTS=1 if deliberate"
+
+
+@pytest.mark.parametrize("raw,logged", [
+    (b'{"key": "a", "value": 1.5, "timestamp": 1, "step": 2}', 1.5),
+    (b'{"key": "a", "value": NaN, "timestamp": 1, "step": 2}', "NaN"),  # Python's parser takes these
+    (b'{"key": "a", "value": -Infinity, "timestamp": 1, "step": 2}', -1.7976931348623157e308)])
+def test_mlflow_bodies_parse_as_pythons_json_would(api, raw, logged):
+    exp = api.post("/api/2.0/mlflow/experiments/create", json={"name": "parse"}).json()["experiment_id"]
+    run = api.post("/api/2.0/mlflow/runs/create", json={"experiment_id": exp}).json()["run"]["info"]["run_id"]
+    body = raw[:1] + b'"run_id": "' + run.encode() + b'", ' + raw[1:]
+    resp = api.post("/api/2.0/mlflow/runs/log-metric", content=body, headers={"Content-Type": "application/json"})
+    assert resp.status_code == 200, resp.text
+    metrics = api.get("/api/2.0/mlflow/runs/get", params={"run_id": run}).json()["run"]["data"]["metrics"]
+    assert metrics[0]["value"] == logged
+    for bad in (b'{"run_id": ', b'{"run_id": "' + run.encode() + b'", "key": "a", "value": 1, "step": 1e999999}',
+                b'{"run_id": "' + run.encode() + b'", "key": "\\ud800", "value": 1}'):
+        resp = api.post("/api/2.0/mlflow/runs/log-metric", content=bad, headers={"Content-Type": "application/json"})
+        assert resp.status_code == 400 and resp.json()["error_code"] == "INVALID_PARAMETER_VALUE", resp.text

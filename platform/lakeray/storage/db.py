@@ -59,6 +59,24 @@ def _migration_6(conn: Connection) -> None:
     models.metadata.create_all(conn, tables=SECRET_TABLES)
 
 
+def _migration_7(conn: Connection) -> None:
+    # SQLite: run_metrics becomes a WITHOUT ROWID table (see tracking/tables.py); databases
+    # created since have it already. Nothing references run_metrics, so a rename, a fresh
+    # table and a copy rebuild it inside this transaction.
+    from lakeray.tracking.tables import run_metrics
+
+    if conn.dialect.name != "sqlite":
+        return
+    ddl = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'run_metrics'").scalar()
+    if ddl is None or "WITHOUT ROWID" in ddl.upper():
+        return
+    conn.exec_driver_sql("ALTER TABLE run_metrics RENAME TO run_metrics_rowid")
+    run_metrics.create(conn)
+    columns = ", ".join(c.name for c in run_metrics.columns)
+    conn.exec_driver_sql(f"INSERT INTO run_metrics ({columns}) SELECT {columns} FROM run_metrics_rowid")
+    conn.exec_driver_sql("DROP TABLE run_metrics_rowid")
+
+
 #: Ordered schema migrations; append, never edit an applied one.
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _migration_1),
@@ -67,6 +85,7 @@ MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (4, _migration_4),
     (5, _migration_5),
     (6, _migration_6),
+    (7, _migration_7),
 ]
 
 

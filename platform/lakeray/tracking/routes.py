@@ -13,6 +13,7 @@ import asyncio
 import json
 import tempfile
 
+import orjson
 from fastapi import Request, Response
 from fastapi.responses import StreamingResponse
 
@@ -43,12 +44,22 @@ async def _body_args(request: Request) -> dict:
     if not raw.strip():
         return {}
     try:
-        body = json.loads(raw)
+        body = _parse_json(raw)
     except (ValueError, UnicodeDecodeError):
         raise InvalidArgument("malformed JSON body") from None
     if not isinstance(body, dict):
         raise InvalidArgument("the JSON body must be an object")
     return body
+
+
+def _parse_json(raw: bytes):
+    """orjson (a 1,000-metric log_batch: ~0.5 ms instead of ~3 ms, on the event loop); what it
+    refuses and Python's parser takes (NaN and Infinity literals, integers beyond 64 bits, lone
+    surrogate escapes) goes to Python's, so both accept the same bodies."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)
 
 
 def _endpoint(method: str, op: str):

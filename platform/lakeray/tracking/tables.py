@@ -126,6 +126,9 @@ run_metrics = Table(
     Column("step", BigInteger, primary_key=True),
     Column("value", _double(), primary_key=True),
     Column("is_nan", Boolean, primary_key=True),
+    # On SQLite the key is the table (no rowid beside it): one B-tree to insert into instead
+    # of two, ~30% of a 1,000-metric log_batch's insert. Migration 7 rebuilds older tables.
+    sqlite_with_rowid=False,
 )
 
 run_latest_metrics = Table(

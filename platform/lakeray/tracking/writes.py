@@ -89,11 +89,6 @@ def log_params(conn: Connection, run_id: str, params: dict[str, str]) -> None:
                                           for k, v in params.items() if k not in existing])
 
 
-def _newer(a: MetricPoint, b) -> bool:
-    # MLflow's rule for the latest value: larger step, then timestamp, then value.
-    return (a.step, a.timestamp, a.value) > (b.step, b.timestamp, b.value)
-
-
 def log_metrics(conn: Connection, run_id: str, experiment_id: int, points: list[MetricPoint]) -> None:
     """Append metric points to a run's history and move its latest values forward.
 
@@ -115,13 +110,21 @@ def log_metrics(conn: Connection, run_id: str, experiment_id: int, points: list[
     for part in chunks(sorted({p.key for p in points})):
         for row in conn.execute(select(lm).where(lm.c.run_id == run_id, lm.c.key.in_(part))):
             current[row.key] = row
-    newest: dict[str, MetricPoint] = {}
+    # MLflow's rule for the latest value: larger step, then timestamp, then value. The batch's
+    # best point per key, then that against the stored one.
+    best: dict[str, tuple[tuple, MetricPoint]] = {}
     for p in unique.values():
-        best = newest.get(p.key) or current.get(p.key)
-        if best is None or _newer(p, best):
-            newest[p.key] = p
-    fresh = [p for k, p in newest.items() if k not in current]
-    moved = [p for k, p in newest.items() if k in current]
+        rank = (p.step, p.timestamp, p.value)
+        held = best.get(p.key)
+        if held is None or rank > held[0]:
+            best[p.key] = (rank, p)
+    fresh, moved = [], []
+    for k, (rank, p) in best.items():
+        row = current.get(k)
+        if row is None:
+            fresh.append(p)
+        elif rank > (row.step, row.timestamp, row.value):
+            moved.append(p)
     if fresh:
         conn.execute(lm.insert(), [{"run_id": run_id, "key": p.key, "value": p.value, "timestamp": p.timestamp,
                                     "step": p.step, "is_nan": p.is_nan} for p in fresh])
