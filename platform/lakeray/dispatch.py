@@ -11,6 +11,7 @@ an actor restart, say) returns the stored result instead of acting twice.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import json
@@ -44,6 +45,11 @@ def _known_fields(fn: Callable, kwargs: dict) -> dict:
     if any(p.kind == p.VAR_KEYWORD for p in params.values()):
         return kwargs
     return {k: v for k, v in kwargs.items() if k in params}
+
+
+#: an operation's parameters, worked out once per function (inspect.signature is not cheap
+#: next to a ~1 ms call).
+_signature = functools.cache(inspect.signature)
 
 
 def _call_signature(op: str, kwargs: dict) -> str:
@@ -106,7 +112,7 @@ class Dispatcher:
         if operation.lenient:
             kwargs = _known_fields(operation.fn, kwargs)
         try:
-            inspect.signature(operation.fn).bind(caller, **kwargs)
+            _signature(operation.fn).bind(caller, **kwargs)
         except TypeError as e:  # a wrong or missing keyword is the caller's mistake
             raise InvalidArgument(f"bad arguments to {op}: {e}") from None
         claimed = operation.mutating and request_id is not None and op not in self.unclaimed

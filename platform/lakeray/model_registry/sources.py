@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from lakeray.catalog import authz
@@ -23,7 +23,7 @@ from lakeray.errors import InvalidArgument, NotFound, PermissionDenied
 from lakeray.principals.service import Caller
 from lakeray.tracking import tables as t
 from lakeray.tracking.artifacts import PROXY_SCHEME, ArtifactStore, check_model_source, parse_relative_path
-from lakeray.tracking.permissions import READ, require
+from lakeray.tracking.permissions import READ, require, run_with_experiment
 
 
 @dataclass(frozen=True)
@@ -43,19 +43,12 @@ def _experiment(conn: Connection, experiment_id: int):
     return row
 
 
-# One statement, built once: a run's stage and artifacts with its experiment (for the check).
-_RUN_WITH_EXPERIMENT = (select(t.runs.c.lifecycle_stage.label("run_stage"), t.runs.c.artifact_uri,
-                               *t.experiments.c)
-                        .join(t.experiments, t.experiments.c.experiment_id == t.runs.c.experiment_id)
-                        .where(t.runs.c.run_id == bindparam("run_id")))
-
-
 def _run_source(conn: Connection, caller: Caller, run_id: str, path: str) -> Source:
-    found = conn.execute(_RUN_WITH_EXPERIMENT, {"run_id": run_id}).first()
-    if found is None or found.run_stage != "active":
+    run = run_with_experiment(conn, run_id)
+    if run is None or run.lifecycle_stage != "active":
         raise NotFound(f"Run with id={run_id} not found")
-    require(conn, caller, found, READ, "create_model_version")  # the row carries the experiment's columns
-    return Source(found.artifact_uri, path, run_id=run_id)
+    require(conn, caller, run, READ, "create_model_version")  # the row carries the experiment's name and owner
+    return Source(run.artifact_uri, path, run_id=run_id)
 
 
 def _logged_model_source(conn: Connection, caller: Caller, model_id: str, path: str = "") -> Source:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.engine import Connection
 
 from lakeray.catalog import names
@@ -50,9 +50,23 @@ def effective(conn: Connection, caller: Caller, experiment) -> str:
     return next(name for name, rank in LEVELS.items() if rank == best)
 
 
+# One statement, built once: a run with what a permission check reads of its experiment.
+_RUN_WITH_EXPERIMENT = (select(t.runs.c.run_id, t.runs.c.experiment_id, t.runs.c.lifecycle_stage,
+                               t.runs.c.artifact_uri, t.experiments.c.name, t.experiments.c.owner)
+                        .join(t.experiments, t.experiments.c.experiment_id == t.runs.c.experiment_id)
+                        .where(t.runs.c.run_id == bindparam("run_id")))
+
+
+def run_with_experiment(conn: Connection, run_id: str):
+    """A run's ``run_id``, ``experiment_id``, ``lifecycle_stage`` and ``artifact_uri`` with its
+    experiment's ``name`` and ``owner`` (what :func:`require` reads), or None; one query."""
+    return conn.execute(_RUN_WITH_EXPERIMENT, {"run_id": run_id}).first()
+
+
 def require(conn: Connection, caller: Caller, experiment, level: str, action: str,
             securable_type: str = "experiment", securable: str | None = None) -> None:
-    """PermissionDenied (labelled for the denial audit) unless the caller holds ``level``."""
+    """PermissionDenied (labelled for the denial audit) unless the caller holds ``level``
+    (``experiment``: a row with the experiment's ``experiment_id``, ``name`` and ``owner``)."""
     held = effective(conn, caller, experiment)
     if LEVELS[held] < LEVELS[level]:
         what = f"experiment {experiment.experiment_id} ({experiment.name!r})"

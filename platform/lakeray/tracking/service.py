@@ -32,7 +32,14 @@ from lakeray.storage.db import Database
 from lakeray.tracking import filters, render, search, validation, writes
 from lakeray.tracking import tables as t
 from lakeray.tracking.logged_models import LoggedModels
-from lakeray.tracking.permissions import DEFAULT_EXPERIMENT_ID, EDIT, MANAGE, ExperimentPermissions, require
+from lakeray.tracking.permissions import (
+    DEFAULT_EXPERIMENT_ID,
+    EDIT,
+    MANAGE,
+    ExperimentPermissions,
+    require,
+    run_with_experiment,
+)
 from lakeray.tracking.run_names import random_name
 
 DEFAULT_EXPERIMENT_NAME = "Default"
@@ -128,14 +135,16 @@ class TrackingService(ExperimentPermissions, LoggedModels):
 
     def _run_for_write(self, conn: Connection, caller: Caller, run_id: str, action: str, level: str = EDIT,
                        active: bool = True):
-        """The run and its experiment, after the permission and lifecycle checks of a write."""
-        run = self._run(conn, run_id)
-        experiment = self._experiment(conn, run.experiment_id)
-        require(conn, caller, experiment, level, action, "run", run_id)
+        """The run (see :func:`run_with_experiment`: its id, experiment, stage and artifact URI),
+        after the permission and lifecycle checks of a write; one query."""
+        run = run_with_experiment(conn, run_id)
+        if run is None:
+            raise NotFound(f"Run with id={run_id} not found")
+        require(conn, caller, run, level, action, "run", run_id)  # the row carries the experiment's name and owner
         if active and run.lifecycle_stage != "active":
             raise InvalidArgument(f"The run {run_id} must be in the 'active' state. "
                                   f"Current state is {run.lifecycle_stage}.")
-        return run, experiment
+        return run
 
     # -- experiments ------------------------------------------------------------------------
     def create_experiment(self, caller: Caller, name: str, artifact_location: str | None = None,
@@ -375,7 +384,7 @@ class TrackingService(ExperimentPermissions, LoggedModels):
                                    "model_id": model_id, "dataset_name": dataset_name,
                                    "dataset_digest": dataset_digest})
         with self.db.write() as conn:
-            run, _ = self._run_for_write(conn, caller, rid, "log_metric")
+            run = self._run_for_write(conn, caller, rid, "log_metric")
             writes.log_metrics(conn, rid, run.experiment_id, [point])
             self.audit.record(caller.name, "log_metric", "run", rid, conn=conn, detail={"key": point.key})
         return {}
@@ -422,7 +431,7 @@ class TrackingService(ExperimentPermissions, LoggedModels):
         rid = validation.run_id(run_id)
         points, param_map, tag_pairs = validation.batch(metrics, params, tags)
         with self.db.write() as conn:
-            run, _ = self._run_for_write(conn, caller, rid, "log_batch")
+            run = self._run_for_write(conn, caller, rid, "log_batch")
             writes.log_params(conn, rid, param_map)
             writes.log_metrics(conn, rid, run.experiment_id, points)
             writes.set_tags(conn, rid, tag_pairs)
@@ -439,7 +448,7 @@ class TrackingService(ExperimentPermissions, LoggedModels):
         inputs = validation.dataset_inputs(datasets)
         model_refs = validation.model_refs(models, "models")
         with self.db.write() as conn:
-            run, _ = self._run_for_write(conn, caller, rid, "log_inputs")
+            run = self._run_for_write(conn, caller, rid, "log_inputs")
             writes.log_dataset_inputs(conn, run.experiment_id, rid, inputs)
             if model_refs:
                 writes.log_model_edges(conn, rid, model_refs, output=False)
