@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 DS_TAG = "zero"  # the DeepSpeed checkpoint tag (one sub-directory per checkpoint)
+DS_REDUCE_BUCKET = 500_000_000  # DeepSpeed's default gradient bucket, in elements
 
 
 def lr_lambda(warmup: int, total: int, min_ratio: float):
@@ -103,6 +104,17 @@ class DDPEngine:
         return {k: v.detach().cpu() for k, v in self.module.state_dict().items()}
 
 
+def reduce_bucket_size(model: torch.nn.Module) -> int:
+    """DeepSpeed's gradient bucket, never larger than the trainable parameters it has to hold.
+
+    ZeRO allocates the bucket afresh every optimizer step. At the default (5e8 elements, 2 GB
+    of fp32) that is a fresh mapping whose touched pages all fault in again each step: on CPU,
+    where no caching allocator keeps the block, a small model paid ~10% of its step time for it.
+    """
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return max(1, min(DS_REDUCE_BUCKET, trainable))
+
+
 class DeepSpeedEngine:
     """DeepSpeed with ZeRO stage 0-3 (it accumulates, clips and steps the scheduler itself)."""
 
@@ -117,7 +129,7 @@ class DeepSpeedEngine:
             "train_micro_batch_size_per_gpu": optim.batch_size,
             "gradient_accumulation_steps": optim.grad_accum,
             "gradient_clipping": optim.grad_clip,
-            "zero_optimization": {"stage": self.stage},
+            "zero_optimization": {"stage": self.stage, "reduce_bucket_size": reduce_bucket_size(model)},
             "bf16": {"enabled": self.bf16},
             # our AdamW (torch's): DeepSpeed's own would JIT-build a fused op for the device
             "zero_allow_untested_optimizer": True,
