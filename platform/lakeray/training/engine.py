@@ -147,7 +147,6 @@ class DeepSpeedEngine:
         import deepspeed
 
         self.stage = scaling.zero_stage
-        self.bf16 = use_bf16(scaling.precision, device)
         config = deepspeed_config(model, optim, scaling, device)
         opt = _optimizer(model, optim)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(optim.warmup_steps, optim.max_steps,
