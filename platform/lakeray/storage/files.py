@@ -32,16 +32,18 @@ def show(value: object) -> str:
 def check_characters(text: str, what: str, shown: str | None = None) -> None:
     """Length, then no control, format, surrogate, private-use or unassigned characters and no
     backslash (``shown`` is what messages quote, default ``text``)."""
-    shown = show(text if shown is None else shown)
     if len(text) > MAX_PATH:
         raise InvalidArgument(f"{what} is {len(text)} characters long; the limit is {MAX_PATH}")
-    for ch in text:
-        if unicodedata.category(ch) in _BAD_CATEGORIES:
-            name = "NUL" if ch == "\x00" else f"U+{ord(ch):04X}"
-            raise InvalidArgument(f"{what} contains the character {name} (control, format or unassigned), "
-                                  f"which is not allowed: {shown}")
+    # Printable ASCII (most paths) holds none of the refused categories: skip the per-character look-up.
+    if not (text.isascii() and text.isprintable()):
+        for ch in text:
+            if unicodedata.category(ch) in _BAD_CATEGORIES:
+                name = "NUL" if ch == "\x00" else f"U+{ord(ch):04X}"
+                raise InvalidArgument(f"{what} contains the character {name} (control, format or unassigned), "
+                                      f"which is not allowed: {show(text if shown is None else shown)}")
     if "\\" in text:
-        raise InvalidArgument(f"{what} contains a backslash, which is not allowed: {shown}")
+        raise InvalidArgument(f"{what} contains a backslash, which is not allowed: "
+                              f"{show(text if shown is None else shown)}")
 
 
 def check_segment(seg: str, path: str, what: str) -> None:

@@ -202,24 +202,27 @@ class ArtifactStore:
         return parse_relative_path(rel, what)
 
     def _confine(self, loc_parts: tuple[str, ...], rel_parts: tuple[str, ...]) -> Path:
-        """Refuse symlinks from the root down, then prove with resolve() that nothing escapes."""
+        """The path of ``rel_parts`` inside the location ``loc_parts``, proven to stay there.
+
+        The proof is one walk from the root: the root is resolved once (``__init__``), every
+        segment passed :func:`check_segment` (no ``.``, ``..``, separators or NUL), and each
+        existing segment is lstat'ed and refused if it is a symbolic link; the walk stops at the
+        first missing one, below which nothing exists to redirect it. A path of plain names
+        with no link on it cannot leave the root, so no ``realpath`` of the whole path (two
+        walks from ``/`` in Python, a third of a model registration's file work) is needed.
+        """
         current = self.root
         for i, part in enumerate((*loc_parts, *rel_parts)):
             current = current / part
             st = lstat(current)
             if st is None:
+                current = current.joinpath(*(*loc_parts, *rel_parts)[i + 1:])
                 break
             if stat.S_ISLNK(st.st_mode):
                 shown = "/".join((*loc_parts, *rel_parts)[:i + 1])
                 raise InvalidArgument(f"artifact path goes through a symbolic link ({show(shown)}), "
                                       "which is never followed")
-        location = self.root.joinpath(*loc_parts)
-        target = location.joinpath(*rel_parts)
-        real_location = location.resolve()
-        if real_location == self.root or not real_location.is_relative_to(self.root) \
-                or not target.resolve().is_relative_to(real_location):
-            raise InvalidArgument("artifact path resolves outside its location")
-        return target
+        return current
 
     def _locate(self, location_uri: str, rel_path: str):
         loc_parts = self._uri_parts(location_uri, "artifact location")
