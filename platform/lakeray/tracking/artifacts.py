@@ -211,18 +211,19 @@ class ArtifactStore:
         with no link on it cannot leave the root, so no ``realpath`` of the whole path (two
         walks from ``/`` in Python, a third of a model registration's file work) is needed.
         """
+        if not loc_parts:  # callers pass _uri_parts, which refuses the root; kept here with the proof
+            raise InvalidArgument("an artifact location must be a directory inside the artifact root")
+        parts = (*loc_parts, *rel_parts)
         current = self.root
-        for i, part in enumerate((*loc_parts, *rel_parts)):
+        for i, part in enumerate(parts):
             current = current / part
             st = lstat(current)
             if st is None:
-                current = current.joinpath(*(*loc_parts, *rel_parts)[i + 1:])
                 break
             if stat.S_ISLNK(st.st_mode):
-                shown = "/".join((*loc_parts, *rel_parts)[:i + 1])
-                raise InvalidArgument(f"artifact path goes through a symbolic link ({show(shown)}), "
-                                      "which is never followed")
-        return current
+                shown = show("/".join(parts[:i + 1]))
+                raise InvalidArgument(f"artifact path goes through a symbolic link ({shown}), which is never followed")
+        return self.root.joinpath(*parts)
 
     def _locate(self, location_uri: str, rel_path: str):
         loc_parts = self._uri_parts(location_uri, "artifact location")
