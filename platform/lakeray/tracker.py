@@ -10,7 +10,6 @@ not — reads and writes artifacts through the governed API instead of the serve
 from __future__ import annotations
 
 import json
-import math
 
 from sqlalchemy import select
 
@@ -60,46 +59,12 @@ class Tracker(Dispatcher):
         self._root_uri = self.store.root.as_uri()
         self.ops = self._operations()
 
-    # -- artifact locations: file:// inside, mlflow-artifacts:/ outside ----------------------
     def writes_in_replica(self, op: str) -> bool:
         # Every tracking write is one database transaction (plus artifact files written
         # atomically): API replicas run them in-process, saving the actor round trip per call.
         return True
 
-    def _outward(self, value):
-        """Replace server paths in a response with their ``mlflow-artifacts:/`` form, and
-        non-finite floats with protobuf's JSON spelling ("NaN", "Infinity"), which MLflow's
-        server sends and its client parses.
-
-        Changes ``value`` in place (results are built fresh for each call) and returns it: a
-        search answer holds tens of thousands of values, of which only a few change, so a walk
-        that rebuilds nothing costs a third of one that copies.
-        """
-        prefix = self._root_uri + "/"
-
-        def changed(v) -> bool:
-            return (isinstance(v, str) and v.startswith(prefix)) or (isinstance(v, float) and not math.isfinite(v))
-
-        def outward(v):
-            if isinstance(v, str):
-                return proxied(v, self._root_uri)
-            return "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
-
-        def walk(node) -> None:
-            for k, v in (node.items() if isinstance(node, dict) else enumerate(node)):
-                if isinstance(v, str):  # the common leaf first; changed() inlined for speed
-                    if v.startswith(prefix):
-                        node[k] = outward(v)
-                elif isinstance(v, (dict, list)):  # noqa: UP038 - the tuple form is faster
-                    walk(v)
-                elif isinstance(v, float) and not math.isfinite(v):
-                    node[k] = outward(v)
-
-        if isinstance(value, dict | list):
-            walk(value)
-            return value
-        return outward(value) if changed(value) else value
-
+    # -- artifact locations: file:// inside, mlflow-artifacts:/ outside ----------------------
     def _artifact_target(self, conn, caller: Caller, path: object, level: str, action: str):
         """(location URI, path inside it) of a proxied artifact path, after the permission check.
 
@@ -197,20 +162,18 @@ class Tracker(Dispatcher):
     def list_run_artifacts(self, caller: Caller, run_id: str | None = None, run_uuid: str | None = None,
                            path: str | None = None, page_token: str | None = None) -> dict:
         """MLflow's ``artifacts/list`` for a run: ``{"root_uri", "files"}``."""
-        run = self.tracking.get_run(caller, run_id=run_id, run_uuid=run_uuid)["run"]
-        uri = run["info"]["artifact_uri"]
+        uri = self.tracking.run_artifact_location(run_id=run_id, run_uuid=run_uuid)
         rel = path or ""
         files = self.store.list(uri, rel) if self.store.exists(uri, rel) else []
-        return {"root_uri": uri, "files": files}
+        return {"root_uri": proxied(uri, self._root_uri), "files": files}
 
     def list_logged_model_artifacts(self, caller: Caller, model_id: str, artifact_directory_path: str = "",
                                     page_token: str | None = None) -> dict:
         """Files of a logged model's artifact directory."""
-        model = self.tracking.get_logged_model(caller, model_id)["model"]
-        uri = model["info"]["artifact_uri"]
+        uri = self.tracking.logged_model_artifact_location(model_id)
         rel = artifact_directory_path or ""
         files = self.store.list(uri, rel) if self.store.exists(uri, rel) else []
-        return {"root_uri": uri, "files": files}
+        return {"root_uri": proxied(uri, self._root_uri), "files": files}
 
     def log_model(self, caller: Caller, run_id: str | None = None, model_json: str | None = None) -> dict:
         """MLflow 2's ``runs/log-model``: record the model's metadata as the run tag clients read."""
@@ -233,7 +196,7 @@ class Tracker(Dispatcher):
 
         def wrap(fn):
             def run(caller, **kwargs):
-                return self._outward(fn(caller, **_ints(kwargs)))
+                return fn(caller, **_ints(kwargs))
 
             run.__signature__ = _signature_of(fn)
             run.__name__ = fn.__name__

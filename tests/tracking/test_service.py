@@ -4,7 +4,6 @@ and concurrent writers (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
-import math
 import re
 import threading
 import time
@@ -55,11 +54,16 @@ def test_experiment_lifecycle(svc, admin, tmp_path):
     exp_id = svc.create_experiment(admin, "churn", tags=[{"key": "team", "value": "ml"}])["experiment_id"]
     assert isinstance(exp_id, str) and exp_id.isdigit() and exp_id != "0"
     exp = svc.get_experiment(admin, exp_id)["experiment"]
-    root = (tmp_path / "artifacts").resolve().as_uri()
-    assert exp == {"experiment_id": exp_id, "name": "churn", "artifact_location": f"{root}/experiments/{exp_id}",
+    # shown as the proxied URI clients use; inside, the directory under the artifact root
+    assert exp == {"experiment_id": exp_id, "name": "churn",
+                   "artifact_location": f"mlflow-artifacts:/experiments/{exp_id}",
                    "lifecycle_stage": "active", "last_update_time": exp["last_update_time"],
                    "creation_time": exp["creation_time"], "tags": [{"key": "team", "value": "ml"}]}
-    assert exp["artifact_location"].startswith("file:///")
+    root = (tmp_path / "artifacts").resolve().as_uri()
+    with svc.db.read() as conn:
+        stored = conn.execute(select(tables.experiments.c.artifact_location)
+                              .where(tables.experiments.c.experiment_id == int(exp_id))).scalar_one()
+    assert stored == f"{root}/experiments/{exp_id}"
     assert svc.get_experiment_by_name(admin, "churn")["experiment"]["experiment_id"] == exp_id
     with pytest.raises(AlreadyExists):
         svc.create_experiment(admin, "churn")
@@ -138,7 +142,9 @@ def test_default_experiment_is_created_by_the_first_write(registry, admin, tmp_p
     svc = TrackingService(registry.db, registry.audit, tmp_path / "a")
     run = svc.create_run(admin)["run"]
     assert run["info"]["experiment_id"] == "0"
-    assert run["info"]["artifact_uri"].startswith((tmp_path / "a").resolve().as_uri() + "/experiments/0/")
+    assert run["info"]["artifact_uri"] == f"mlflow-artifacts:/experiments/0/{run['info']['run_id']}/artifacts"
+    assert svc.run_artifact_location(run["info"]["run_id"]) == \
+        (tmp_path / "a").resolve().as_uri() + f"/experiments/0/{run['info']['run_id']}/artifacts"
 
 
 # -- runs ----------------------------------------------------------------------------------------------
@@ -234,10 +240,11 @@ def test_nan_and_infinities_are_stored_as_mlflow_does(svc, admin, registry):
         {"key": "json", "value": "NaN", "timestamp": 2, "step": 1},
         {"key": "jinf", "value": "-Infinity", "timestamp": 2, "step": 1}])
     latest = {m["key"]: m["value"] for m in svc.get_run(admin, rid)["run"]["data"]["metrics"]}
-    assert math.isnan(latest["nan"]) and math.isnan(latest["json"])
+    # NaN comes back spelled as protobuf's JSON spells it (MLflow's server sends "NaN")
+    assert latest["nan"] == latest["json"] == "NaN"
     assert latest["pinf"] == FLOAT_MAX == 1.7976931348623157e308 and latest["ninf"] == latest["jinf"] == -FLOAT_MAX
     history = svc.get_metric_history(admin, run_id=rid, metric_key="nan")["metrics"]
-    assert len(history) == 1 and math.isnan(history[0]["value"])
+    assert len(history) == 1 and history[0]["value"] == "NaN"
     with registry.db.read() as conn:
         row = conn.execute(select(tables.run_metrics).where(tables.run_metrics.c.key == "nan")).one()
     assert (row.value, bool(row.is_nan)) == (0.0, True)

@@ -37,6 +37,7 @@ class LoggedModels:
 
     db: Database
     audit: AuditLog
+    _root_uri: str  # the artifact root's file:// URI (see render)
 
     # Provided by TrackingService, which mixes this class in (declared for readers and checkers).
     _experiment_for_write: Callable[..., Any]
@@ -55,8 +56,15 @@ class LoggedModels:
         require(conn, caller, self._experiment(conn, model.experiment_id), level, action, "logged_model", model_id)
         return model
 
+    def logged_model_artifact_location(self, model_id: str) -> str:
+        """A logged model's artifact location inside the server (a ``file://`` URI under the
+        artifact root; answers show the ``mlflow-artifacts:/`` form)."""
+        mid = validation.model_id(model_id)
+        with self.db.read() as conn:
+            return self._model(conn, mid).artifact_location
+
     def _render_model(self, conn: Connection, model_id: str) -> dict:
-        return {"model": render.logged_models(conn, [self._model(conn, model_id)])[0]}
+        return {"model": render.logged_models(conn, [self._model(conn, model_id)], self._root_uri)[0]}
 
     def create_logged_model(self, caller: Caller, experiment_id: str, name: str | None = None,
                             model_type: str | None = None, source_run_id: str | None = None,
@@ -197,7 +205,7 @@ class LoggedModels:
                  .order_by(*filters.model_order(orders)).offset(offset).limit(size + 1))
         with self.db.read() as conn:
             rows = conn.execute(query).all() if ids else []
-            out: dict = {"models": render.logged_models(conn, rows[:size])}
+            out: dict = {"models": render.logged_models(conn, rows[:size], self._root_uri)}
         if len(rows) > size:
             out["next_page_token"] = search.page_token(offset + size, digest)
         return out

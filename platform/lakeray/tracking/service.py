@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import pathlib
 import uuid
-from types import SimpleNamespace
 
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
@@ -181,7 +180,7 @@ class TrackingService(ExperimentPermissions, LoggedModels):
         exp_id = validation.experiment_id(experiment_id)
         self._ensure_default()
         with self.db.read() as conn:
-            return {"experiment": render.experiments(conn, [self._experiment(conn, exp_id)])[0]}
+            return {"experiment": render.experiments(conn, [self._experiment(conn, exp_id)], self._root_uri)[0]}
 
     def get_experiment_by_name(self, caller: Caller, experiment_name: str) -> dict:
         """``{"experiment": {...}}`` of the experiment with that name."""
@@ -191,7 +190,7 @@ class TrackingService(ExperimentPermissions, LoggedModels):
             row = conn.execute(select(t.experiments).where(t.experiments.c.name == name)).first()
             if row is None:
                 raise NotFound(f"Could not find experiment with name '{name}'")
-            return {"experiment": render.experiments(conn, [row])[0]}
+            return {"experiment": render.experiments(conn, [row], self._root_uri)[0]}
 
     def search_experiments(self, caller: Caller, max_results: int | None = None, page_token: str | None = None,
                            filter: str | None = None, order_by: list[str] | None = None,
@@ -211,7 +210,7 @@ class TrackingService(ExperimentPermissions, LoggedModels):
         self._ensure_default()
         with self.db.read() as conn:
             rows = conn.execute(query).all()
-            out: dict = {"experiments": render.experiments(conn, rows[:size])}
+            out: dict = {"experiments": render.experiments(conn, rows[:size], self._root_uri)}
         if len(rows) > size:
             out["next_page_token"] = search.page_token(offset + size, digest)
         return out
@@ -327,13 +326,20 @@ class TrackingService(ExperimentPermissions, LoggedModels):
             conn.execute(t.run_tags.insert(), [{"run_id": run_id, "key": k, "value": v} for k, v in tag_map.items()])
             self.audit.record(caller.name, "create_run", "run", run_id, conn=conn,
                               detail={"experiment_id": str(exp_id)})
-        return {"run": render.new_run(SimpleNamespace(**row), tag_map)}
+        return {"run": render.new_run(tuple(row[c.name] for c in t.runs.c), tag_map, self._root_uri)}
 
     def get_run(self, caller: Caller, run_id: str | None = None, run_uuid: str | None = None) -> dict:
         """``{"run": {info, data, inputs, outputs}}`` (deleted runs too, as MLflow)."""
         rid = _run_id(run_id, run_uuid)
         with self.db.read() as conn:
-            return {"run": render.runs(conn, [self._run(conn, rid)])[0]}
+            return {"run": render.runs(conn, [self._run(conn, rid)], self._root_uri)[0]}
+
+    def run_artifact_location(self, run_id: str | None = None, run_uuid: str | None = None) -> str:
+        """A run's artifact location inside the server (a ``file://`` URI under the artifact
+        root; answers show the ``mlflow-artifacts:/`` form)."""
+        rid = _run_id(run_id, run_uuid)
+        with self.db.read() as conn:
+            return self._run(conn, rid).artifact_uri
 
     def update_run(self, caller: Caller, run_id: str | None = None, run_uuid: str | None = None,
                    status: str | None = None, end_time: int | None = None, run_name: str | None = None) -> dict:
@@ -355,7 +361,7 @@ class TrackingService(ExperimentPermissions, LoggedModels):
                 writes.set_tags(conn, rid, [(writes.RUN_NAME_TAG, values["name"])])
             self.audit.record(caller.name, "update_run", "run", rid, conn=conn,
                               detail={k: v for k, v in values.items() if k != "name"} or None)
-            return {"run_info": render.run_info(self._run(conn, rid))}
+            return {"run_info": render.run_info(self._run(conn, rid), self._root_uri)}
 
     def _set_run_stage(self, caller: Caller, run_id: str, stage: str, action: str) -> dict:
         rid = validation.run_id(run_id)
@@ -515,7 +521,7 @@ class TrackingService(ExperimentPermissions, LoggedModels):
                  .order_by(*order).offset(offset).limit(size + 1))
         with self.db.read() as conn:
             rows = conn.execute(query).all() if ids else []
-            out: dict = {"runs": render.runs(conn, rows[:size])}
+            out: dict = {"runs": render.runs(conn, rows[:size], self._root_uri)}
         if len(rows) > size:
             out["next_page_token"] = search.page_token(offset + size, digest)
         return out

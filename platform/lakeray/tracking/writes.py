@@ -15,8 +15,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from lakeray.errors import InvalidArgument, NotFound
+from lakeray.storage.sql import among
 from lakeray.tracking import tables as t
-from lakeray.tracking.render import chunks
 from lakeray.tracking.validation import MetricPoint
 
 RUN_NAME_TAG = "mlflow.runName"
@@ -80,10 +80,8 @@ def log_params(conn: Connection, run_id: str, params: dict[str, str]) -> None:
     if not params:
         return
     rp = t.run_params
-    existing: dict[str, str] = {}
-    for part in chunks(sorted(params)):
-        existing.update(conn.execute(select(rp.c.key, rp.c.value)
-                                     .where(rp.c.run_id == run_id, rp.c.key.in_(part))).all())
+    existing: dict[str, str] = dict(conn.execute(select(rp.c.key, rp.c.value)
+                                                 .where(rp.c.run_id == run_id, among(conn, rp.c.key, sorted(params)))).all())
     check_params(existing, params, f"run ID='{run_id}'")
     insert_ignoring_duplicates(conn, rp, [{"run_id": run_id, "key": k, "value": v}
                                           for k, v in params.items() if k not in existing])
@@ -106,10 +104,8 @@ def log_metrics(conn: Connection, run_id: str, experiment_id: int, points: list[
          "is_nan": p.is_nan} for p in unique.values()])
 
     lm = t.run_latest_metrics
-    current: dict[str, object] = {}
-    for part in chunks(sorted({p.key for p in points})):
-        for row in conn.execute(select(lm).where(lm.c.run_id == run_id, lm.c.key.in_(part))):
-            current[row.key] = row
+    current: dict[str, object] = {row.key: row for row in conn.execute(
+        select(lm).where(lm.c.run_id == run_id, among(conn, lm.c.key, sorted({p.key for p in points}))))}
     # MLflow's rule for the latest value: larger step, then timestamp, then value. The batch's
     # best point per key, then that against the stored one.
     best: dict[str, tuple[tuple, MetricPoint]] = {}
@@ -194,10 +190,8 @@ def check_models_exist(conn: Connection, model_ids: list[str]) -> None:
     """NotFound unless every id names a logged model that is not deleted."""
     lms = t.logged_models
     wanted = sorted(set(model_ids))
-    found: set[str] = set()
-    for part in chunks(wanted):
-        found.update(conn.execute(select(lms.c.model_id).where(
-            lms.c.model_id.in_(part), lms.c.lifecycle_stage == "active")).scalars())
+    found = set(conn.execute(select(lms.c.model_id).where(
+        among(conn, lms.c.model_id, wanted), lms.c.lifecycle_stage == "active")).scalars())
     for model in wanted:
         if model not in found:
             raise NotFound(f"Logged model with ID '{model}' not found.")
