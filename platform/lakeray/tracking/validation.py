@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 import posixpath
 import re
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from lakeray.catalog import names
 from lakeray.errors import InvalidArgument, NotFound
@@ -57,9 +57,12 @@ _RUN_ID = re.compile(r"[a-zA-Z0-9][\w\-]{0,255}")
 _MODEL_NAME_BAD = ("/", ":", ".", "%", '"', "'")
 
 
-@dataclass(frozen=True)
-class MetricPoint:
-    """A checked metric: the value as stored (NaN -> 0 with is_nan, Inf -> FLOAT_MAX)."""
+class MetricPoint(NamedTuple):
+    """A checked metric: the value as stored (NaN -> 0 with is_nan, Inf -> FLOAT_MAX).
+
+    A named tuple (immutable, like a frozen dataclass, at a quarter of its construction cost:
+    a 1,000-metric log_batch builds 1,000 of these); its first five fields identify a point.
+    """
 
     key: str
     value: float

@@ -9,6 +9,8 @@ must be idempotent use ``ON CONFLICT DO NOTHING`` (SQLite and PostgreSQL both ha
 from __future__ import annotations
 
 import uuid
+from functools import lru_cache
+from operator import itemgetter
 
 from sqlalchemy import Boolean, Float, Integer, String, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -22,9 +24,9 @@ from lakeray.tracking.validation import MetricPoint
 RUN_NAME_TAG = "mlflow.runName"
 
 
-def _insert(conn: Connection, table):
+def _insert(dialect_name: str, table):
     """The dialect's INSERT construct, which knows ON CONFLICT."""
-    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+    return (postgresql.insert if dialect_name == "postgresql" else sqlite.insert)(table)
 
 
 #: from this many rows on, SQLite inserts skip SQLAlchemy's per-row parameter handling.
@@ -35,16 +37,25 @@ def insert_ignoring_duplicates(conn: Connection, table, rows: list[dict]) -> Non
     """Insert ``rows``; a row whose key already exists is skipped (a retry, a repeat)."""
     if not rows:
         return
-    stmt = _insert(conn, table).on_conflict_do_nothing()
     if conn.dialect.name != "sqlite" or len(rows) < BULK_ROWS or not _plain_columns(table):
-        conn.execute(stmt, rows)
+        conn.execute(_insert(conn.dialect.name, table).on_conflict_do_nothing(), rows)
         return
     # On a 1,000-metric batch SQLAlchemy's per-row parameter processing costs more than
     # SQLite's own insert. Columns of text, integers, doubles and booleans need no bind
     # processing on SQLite, so the statement SQLAlchemy renders runs with plain tuples.
-    compiled = stmt.compile(dialect=conn.dialect, column_keys=list(rows[0]))
+    sql, order = _bulk_insert(conn.dialect, table, tuple(rows[0]))
+    conn.exec_driver_sql(sql, [order(row) for row in rows])
+
+
+@lru_cache(maxsize=64)
+def _bulk_insert(dialect, table, columns: tuple[str, ...]):
+    """(SQL, row -> parameter tuple) of an insert-or-skip of ``columns`` (rendered once)."""
+    compiled = _insert(dialect.name, table).on_conflict_do_nothing().compile(dialect=dialect,
+                                                                             column_keys=list(columns))
     order = compiled.positiontup
-    conn.exec_driver_sql(str(compiled), [tuple(row[k] for k in order) for row in rows])
+    if len(order) == 1:
+        return str(compiled), lambda row, key=order[0]: (row[key],)
+    return str(compiled), itemgetter(*order)
 
 
 def _plain_columns(table) -> bool:
@@ -57,7 +68,7 @@ def upsert(conn: Connection, table, key: list[str], rows: list[dict]) -> None:
     """Insert ``rows``, replacing the other columns of rows whose ``key`` exists."""
     if not rows:
         return
-    stmt = _insert(conn, table)
+    stmt = _insert(conn.dialect.name, table)
     others = [c.name for c in table.columns if c.name not in key]
     conn.execute(stmt.on_conflict_do_update(index_elements=key, set_={c: stmt.excluded[c] for c in others}), rows)
 
@@ -98,7 +109,7 @@ def log_metrics(conn: Connection, run_id: str, experiment_id: int, points: list[
         return
     unique: dict[tuple, MetricPoint] = {}
     for p in points:
-        unique.setdefault((p.key, p.timestamp, p.step, p.value, p.is_nan), p)
+        unique.setdefault(p[:5], p)  # (key, value, timestamp, step, is_nan): the point's identity
     insert_ignoring_duplicates(conn, t.run_metrics, [
         {"run_id": run_id, "key": p.key, "timestamp": p.timestamp, "step": p.step, "value": p.value,
          "is_nan": p.is_nan} for p in unique.values()])
