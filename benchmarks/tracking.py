@@ -491,7 +491,7 @@ def report(samples: dict, wire: dict, errors: dict, sizes: dict, targets: list[s
         lake, peer = (statistics.median(samples[t][op]) for t in targets)
         ratio = lake / peer
         cells = "".join(f"{fmt_s(samples[t][op]):>12}" for t in targets)
-        print(f"{name:<34}{cells}{ratio:>8.2f}{'<= ' + str(target):>8}  {'yes' if ratio <= target else 'NO'}")
+        print(f"{name:<34}{cells}{ratio:>8.3f}{'<= ' + str(target):>8}  {'yes' if ratio <= target else 'NO'}")
     timed = [op for op in WIRE_TIMED if all(wire[t][op] for t in targets) and not any(errors[t].get(op) for t in targets)]
     if timed:
         print()
@@ -505,7 +505,7 @@ def report(samples: dict, wire: dict, errors: dict, sizes: dict, targets: list[s
                       for t in targets]
             target = OPS[op][1]
             ratio = server[0] / server[1]
-            print(f"{name:<34}" + "".join(f"{s_:>12.3f}" for s_ in server) + f"{ratio:>8.2f}{'<= ' + str(target):>8}"
+            print(f"{name:<34}" + "".join(f"{s_:>12.3f}" for s_ in server) + f"{ratio:>8.3f}{'<= ' + str(target):>8}"
                   f"  {'yes' if ratio <= target else 'NO'}   (client's own: "
                   + ", ".join(f"{t} {c:.3f} s" for t, c in zip(targets, client, strict=True))
                   + f"; the whole-call ratio cannot go below {client[0] / statistics.median(samples['mlflow'][op]):.2f})")
