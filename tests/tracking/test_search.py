@@ -449,3 +449,35 @@ def test_logged_model_search(svc, admin):
                         ({"filter": "metrics.acc > 1 OR name = 'x'"}, "OR is not supported")]:
         with pytest.raises(InvalidArgument, match=message):
             svc.search_logged_models(admin, experiment_ids=[exp], **kw)
+
+
+def test_a_search_page_is_a_fixed_number_of_statements(svc, admin, registry):
+    """Rendering a page queries per table, not per run (ids go as one parameter), and an
+    empty page queries nothing beyond the search itself."""
+    from sqlalchemy import event
+
+    exp = svc.create_experiment(admin, "statements")["experiment_id"]
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    def searched(n_runs: int, flt: str | None = None) -> int:
+        statements.clear()
+        event.listen(registry.db.engine, "before_cursor_execute", count)
+        try:
+            found = svc.search_runs(admin, experiment_ids=[exp], filter=flt)["runs"]
+        finally:
+            event.remove(registry.db.engine, "before_cursor_execute", count)
+        assert len(found) == n_runs
+        return len([s for s in statements if s.lstrip().upper().startswith("SELECT")])
+
+    assert searched(0) == 1  # the search itself
+    for i in range(30):
+        rid = svc.create_run(admin, experiment_id=exp)["run"]["info"]["run_id"]
+        svc.log_batch(admin, run_id=rid, metrics=[{"key": "m", "value": float(i), "timestamp": 1, "step": 0}],
+                      params=[{"key": "p", "value": str(i)}])
+    assert searched(0, "params.p = 'none'") == 1
+    # the search, then metrics, params, tags, dataset edges (their tags only if there are
+    # any), model inputs and model outputs: the same for 30 runs as for 1,000
+    assert searched(30) == 1 + 6

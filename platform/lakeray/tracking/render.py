@@ -41,6 +41,8 @@ def metric_value(value: float, is_nan: bool) -> float | str:
 
 def experiments(conn: Connection, rows: list, root_uri: str) -> list[dict]:
     """Experiment JSON for experiment rows (tags fetched in one query)."""
+    if not rows:
+        return []  # an empty page costs no query
     tags: dict[int, list] = defaultdict(list)
     et = t.experiment_tags
     for exp_id, key, value in conn.execute(select(et.c.experiment_id, et.c.key, et.c.value)
@@ -83,6 +85,8 @@ def run_info(r, root_uri: str) -> dict:
 
 def runs(conn: Connection, rows: list, root_uri: str) -> list[dict]:
     """Run JSON (info, data, inputs, outputs) for ``runs`` rows, in a fixed number of queries."""
+    if not rows:
+        return []  # an empty page costs no query
     ids = [r[0] for r in rows]  # run_id; rows are indexed, not read by attribute (see run_info)
     metrics: dict[str, list] = defaultdict(list)
     params: dict[str, list] = defaultdict(list)
@@ -157,6 +161,8 @@ def _run_edges(conn: Connection, ids: list[str]):
 
 def logged_models(conn: Connection, rows: list, root_uri: str) -> list[dict]:
     """LoggedModel JSON (info with tags, data with params and every logged metric)."""
+    if not rows:
+        return []  # an empty page costs no query
     ids = [r.model_id for r in rows]
     params: dict[str, list] = defaultdict(list)
     tags: dict[str, list] = defaultdict(list)

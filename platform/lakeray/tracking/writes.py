@@ -92,7 +92,7 @@ def log_params(conn: Connection, run_id: str, params: dict[str, str]) -> None:
         return
     rp = t.run_params
     existing: dict[str, str] = dict(conn.execute(select(rp.c.key, rp.c.value)
-                                                 .where(rp.c.run_id == run_id, among(conn, rp.c.key, sorted(params)))).all())
+                                                 .where(rp.c.run_id == run_id, among(conn, rp.c.key, list(params)))).all())
     check_params(existing, params, f"run ID='{run_id}'")
     insert_ignoring_duplicates(conn, rp, [{"run_id": run_id, "key": k, "value": v}
                                           for k, v in params.items() if k not in existing])
@@ -116,7 +116,7 @@ def log_metrics(conn: Connection, run_id: str, experiment_id: int, points: list[
 
     lm = t.run_latest_metrics
     current: dict[str, object] = {row.key: row for row in conn.execute(
-        select(lm).where(lm.c.run_id == run_id, among(conn, lm.c.key, sorted({p.key for p in points}))))}
+        select(lm).where(lm.c.run_id == run_id, among(conn, lm.c.key, list({p.key for p in points}))))}
     # MLflow's rule for the latest value: larger step, then timestamp, then value. The batch's
     # best point per key, then that against the stored one.
     best: dict[str, tuple[tuple, MetricPoint]] = {}
