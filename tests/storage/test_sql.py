@@ -1,10 +1,11 @@
-"""storage/sql.py: `among`, an IN list bound as one parameter, on SQLite and PostgreSQL."""
+"""storage/sql.py on SQLite and PostgreSQL: `among` (an IN list bound as one parameter, also as a
+named parameter of a statement built once) and `plain_rows`."""
 
 from __future__ import annotations
 
 from sqlalchemy import select
 
-from lakeray.storage.sql import among
+from lakeray.storage.sql import among, among_param, listed, plain_rows
 from lakeray.tracking import tables as t
 
 
@@ -45,3 +46,27 @@ def test_among_takes_integers_and_quotes_nothing_into_the_sql(registry):
         assert conn.execute(select(runs.c.run_id).where(among(conn, runs.c.run_id, hostile))).all() == []
         assert conn.execute(select(runs.c.run_id).where(among(conn, runs.c.run_id, [*hostile, ids[1]]))) \
             .scalars().all() == [ids[1]]
+
+
+def test_among_param_takes_the_list_at_execution(registry):
+    ids = _runs(registry, 5)
+    runs = t.runs
+    dialect = registry.db.dialect
+    query = select(runs.c.run_id).where(among_param(dialect, runs.c.run_id, "ids")).order_by(runs.c.run_id)
+    with registry.db.read() as conn:  # one statement, several lists
+        assert conn.execute(query, {"ids": listed(dialect, ids[:2])}).scalars().all() == ids[:2]
+        assert conn.execute(query, {"ids": listed(dialect, [ids[4], "nope"])}).scalars().all() == [ids[4]]
+        assert conn.execute(query, {"ids": listed(dialect, [])}).all() == []
+
+
+def test_plain_rows_are_the_rows_as_tuples(registry):
+    ids = _runs(registry, 3)
+    runs = t.runs
+    query = select(runs.c.run_id, runs.c.name, runs.c.start_time, runs.c.end_time).where(
+        runs.c.experiment_id == 9).order_by(runs.c.run_id)
+    with registry.db.read() as conn:
+        rows = plain_rows(conn, query)
+        assert rows == [tuple(r) for r in conn.execute(query).all()]
+        assert rows == [(r, f"r{i}", i, None) for i, r in enumerate(ids)]
+        assert all(type(row) is tuple for row in rows)
+        assert plain_rows(conn, query.where(runs.c.run_id == "none")) == []

@@ -59,22 +59,42 @@ def _migration_6(conn: Connection) -> None:
     models.metadata.create_all(conn, tables=SECRET_TABLES)
 
 
-def _migration_7(conn: Connection) -> None:
-    # SQLite: run_metrics becomes a WITHOUT ROWID table (see tracking/tables.py); databases
-    # created since have it already. Nothing references run_metrics, so a rename, a fresh
-    # table and a copy rebuild it inside this transaction.
-    from lakeray.tracking.tables import run_metrics
-
+def _without_rowid(conn: Connection, *tables) -> None:
+    """On SQLite, rebuild each of ``tables`` (declared ``sqlite_with_rowid=False``) that still
+    has a rowid as a WITHOUT ROWID table, keeping its rows: a rename, a fresh table and a copy,
+    inside the migration's transaction. Nothing references these tables, so the rename
+    rewrites no other table's foreign keys."""
     if conn.dialect.name != "sqlite":
         return
-    ddl = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'run_metrics'").scalar()
-    if ddl is None or "WITHOUT ROWID" in ddl.upper():
-        return
-    conn.exec_driver_sql("ALTER TABLE run_metrics RENAME TO run_metrics_rowid")
-    run_metrics.create(conn)
-    columns = ", ".join(c.name for c in run_metrics.columns)
-    conn.exec_driver_sql(f"INSERT INTO run_metrics ({columns}) SELECT {columns} FROM run_metrics_rowid")
-    conn.exec_driver_sql("DROP TABLE run_metrics_rowid")
+    for table in tables:
+        ddl = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?",
+                                   (table.name,)).scalar()
+        if ddl is None or "WITHOUT ROWID" in ddl.upper():
+            continue
+        conn.exec_driver_sql(f"ALTER TABLE {table.name} RENAME TO {table.name}_rowid")
+        table.create(conn)
+        columns = ", ".join(f'"{c.name}"' for c in table.columns)
+        conn.exec_driver_sql(f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM {table.name}_rowid")
+        conn.exec_driver_sql(f"DROP TABLE {table.name}_rowid")
+
+
+def _migration_7(conn: Connection) -> None:
+    # run_metrics keyed by its whole row, without a rowid beside it (see tracking/tables.py).
+    from lakeray.tracking.tables import run_metrics
+
+    _without_rowid(conn, run_metrics)
+
+
+def _migration_8(conn: Connection) -> None:
+    # Shaped for search_runs (see tracking/tables.py). The per-run tables it looks up by
+    # (run_id, key), clustered on that key on SQLite: a lookup is one B-tree search instead
+    # of an index search and a table fetch. Runs are paged from an index in search order.
+    from lakeray.tracking.tables import run_latest_metrics, run_params, run_tags, runs
+
+    _without_rowid(conn, run_latest_metrics, run_params, run_tags)
+    conn.exec_driver_sql("DROP INDEX IF EXISTS ix_runs_experiment_start")
+    for index in runs.indexes:
+        index.create(conn, checkfirst=True)
 
 
 #: Ordered schema migrations; append, never edit an applied one.
@@ -86,6 +106,7 @@ MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (5, _migration_5),
     (6, _migration_6),
     (7, _migration_7),
+    (8, _migration_8),
 ]
 
 

@@ -28,6 +28,7 @@ from lakeray.errors import AlreadyExists, InvalidArgument, NotFound
 from lakeray.ids import now_ms
 from lakeray.principals.service import Caller
 from lakeray.storage.db import Database
+from lakeray.storage.sql import plain_rows
 from lakeray.tracking import filters, render, search, validation, writes
 from lakeray.tracking import tables as t
 from lakeray.tracking.logged_models import LoggedModels
@@ -486,17 +487,17 @@ class TrackingService(ExperimentPermissions, LoggedModels):
         digest = search.query_digest("history", rid, name)
         offset = search.page_offset(page_token, digest)
         m = t.run_metrics
-        query = (select(m.c.key, m.c.value, m.c.timestamp, m.c.step, m.c.is_nan)
+        query = (select(m.c.value, m.c.timestamp, m.c.step, m.c.is_nan)
                  .where(m.c.run_id == rid, m.c.key == name)
                  .order_by(m.c.timestamp, m.c.step, m.c.value).offset(offset))
         if size is not None:
             query = query.limit(size + 1)
         with self.db.read() as conn:
             self._run(conn, rid)
-            rows = conn.execute(query).all()
+            rows = plain_rows(conn, query)  # a history has thousands of points
         more = size is not None and len(rows) > size
-        out: dict = {"metrics": [{"key": r.key, "value": render.metric_value(r.value, r.is_nan),
-                                  "timestamp": r.timestamp, "step": r.step} for r in rows[:size]]}
+        out: dict = {"metrics": [{"key": name, "value": render.NAN if is_nan else value, "timestamp": timestamp,
+                                  "step": step} for value, timestamp, step, is_nan in rows[:size]]}
         if more:
             out["next_page_token"] = search.page_token(offset + size, digest)
         return out
@@ -520,7 +521,7 @@ class TrackingService(ExperimentPermissions, LoggedModels):
                         *filters.run_conditions(comparisons, self.db.dialect))
                  .order_by(*order).offset(offset).limit(size + 1))
         with self.db.read() as conn:
-            rows = conn.execute(query).all() if ids else []
+            rows = plain_rows(conn, query) if ids else []
             out: dict = {"runs": render.runs(conn, rows[:size], self._root_uri)}
         if len(rows) > size:
             out["next_page_token"] = search.page_token(offset + size, digest)

@@ -96,8 +96,12 @@ runs = Table(
     Column("lifecycle_stage", String(20), nullable=False),
     Column("artifact_uri", _bytes_text(), nullable=False),
 )
-# search_runs: the experiments named, newest first.
-Index("ix_runs_experiment_start", runs.c.experiment_id, runs.c.start_time)
+# search_runs: the experiments named in its default order (start_time DESC, run_id), with
+# what its filters need of a run before reading the row (run_id for the per-run lookups, the
+# lifecycle stage): a page is read from this index in order, stops after its last match and
+# fetches only the matching rows. Migration 8 puts it in place of (experiment_id, start_time).
+Index("ix_runs_experiment_page", runs.c.experiment_id, runs.c.start_time.desc(), runs.c.run_id,
+      runs.c.lifecycle_stage)
 
 run_tags = Table(
     "run_tags",
@@ -105,6 +109,7 @@ run_tags = Table(
     Column("run_id", String(32), ForeignKey("runs.run_id"), primary_key=True),
     Column("key", bytes_string(250), primary_key=True),
     Column("value", _bytes_text(), nullable=False),
+    sqlite_with_rowid=False,  # see run_latest_metrics
 )
 
 run_params = Table(
@@ -113,6 +118,7 @@ run_params = Table(
     Column("run_id", String(32), ForeignKey("runs.run_id"), primary_key=True),
     Column("key", bytes_string(250), primary_key=True),
     Column("value", _bytes_text(), nullable=False),
+    sqlite_with_rowid=False,  # see run_latest_metrics
 )
 
 # The full history. The whole row is the key (as in MLflow's SQL store): re-logging an
@@ -140,6 +146,11 @@ run_latest_metrics = Table(
     Column("timestamp", BigInteger, nullable=False),
     Column("step", BigInteger, nullable=False),
     Column("is_nan", Boolean, nullable=False),
+    # On SQLite the rows are stored in (run_id, key) order with no rowid: a search's
+    # per-run lookups (filters, the page's metrics) are one B-tree search each instead of
+    # an index search plus a table fetch. Migration 8 rebuilds older tables; run_params and
+    # run_tags are the same.
+    sqlite_with_rowid=False,
 )
 
 # Datasets belong to an experiment; one row per (name, digest) as MLflow keeps them.
