@@ -39,17 +39,17 @@ class Operation:
     lenient: bool = False
 
 
-def _known_fields(fn: Callable, kwargs: dict) -> dict:
-    """``kwargs`` without the keywords ``fn`` does not take."""
-    params = inspect.signature(fn).parameters
-    if any(p.kind == p.VAR_KEYWORD for p in params.values()):
-        return kwargs
-    return {k: v for k, v in kwargs.items() if k in params}
-
-
 #: an operation's parameters, worked out once per function (inspect.signature is not cheap
 #: next to a ~1 ms call).
 _signature = functools.cache(inspect.signature)
+
+
+def _known_fields(fn: Callable, kwargs: dict) -> dict:
+    """``kwargs`` without the keywords ``fn`` does not take."""
+    params = _signature(fn).parameters
+    if any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        return kwargs
+    return {k: v for k, v in kwargs.items() if k in params}
 
 
 def _call_signature(op: str, kwargs: dict) -> str:
