@@ -143,8 +143,8 @@ def runs(conn: Connection, rows: list, root_uri: str) -> list[dict]:
         if run_id != run:
             run, into = run_id, metrics.setdefault(run_id, [])
         into.append({"key": key, "value": NAN if is_nan else value, "timestamp": timestamp, "step": step})
-    params, tags = _pairs_by_run(plain_rows(conn, queries.params, page)), \
-        _pairs_by_run(plain_rows(conn, queries.tags, page))
+    params = _pairs_by_run(plain_rows(conn, queries.params, page))
+    tags = _pairs_by_run(plain_rows(conn, queries.tags, page))
     inputs, model_inputs, model_outputs = _run_edges(conn, queries, page)
     return [_run(run_info(r, root_uri), metrics.get(r[0], []), params.get(r[0], []), tags.get(r[0], []),
                  inputs.get(r[0], []), model_inputs.get(r[0], []), model_outputs.get(r[0], [])) for r in rows]
