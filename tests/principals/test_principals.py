@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from lakeray.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
-from lakeray.storage.models import tokens
+from lakeray.storage.models import group_members, tokens
 
 
 def test_token_lifecycle(registry, admin):
@@ -75,3 +75,35 @@ def test_bad_principal_inputs(registry, admin):
     r.call_as(admin, "add_group_member", group="g1", member="g2")
     with pytest.raises(InvalidArgument, match="cycle"):
         r.call_as(admin, "add_group_member", group="g2", member="g1")
+
+
+def test_token_carries_nested_groups_and_membership_changes_hold_at_once(registry, admin):
+    r = registry
+    r.call_as(admin, "create_principal", name="ana")
+    tok = r.call_as(admin, "create_token", principal="ana")["token_value"]
+    assert r.principals.authenticate(tok).groups == frozenset()
+    for g in ("eng", "ml", "infra"):
+        r.call_as(admin, "create_principal", name=g, kind="group")
+    r.call_as(admin, "add_group_member", group="ml", member="ana")
+    r.call_as(admin, "add_group_member", group="eng", member="ml")  # ana -> ml -> eng
+    r.call_as(admin, "add_group_member", group="infra", member="ml")  # and ml -> infra
+    caller = r.principals.authenticate(tok)
+    assert (caller.name, caller.kind, caller.is_admin) == ("ana", "user", False)
+    assert caller.groups == {"ml", "eng", "infra"}
+    assert r.principals.caller("ana").groups == caller.groups
+    r.call_as(admin, "remove_group_member", group="eng", member="ml")
+    assert r.principals.authenticate(tok).groups == {"ml", "infra"}
+
+
+def test_a_membership_cycle_in_the_database_still_authenticates(registry, admin):
+    # The API refuses cycles (above); rows written around it must not make the walk loop.
+    r = registry
+    r.call_as(admin, "create_principal", name="bo")
+    tok = r.call_as(admin, "create_token", principal="bo")["token_value"]
+    for g in ("a", "b"):
+        r.call_as(admin, "create_principal", name=g, kind="group")
+    r.call_as(admin, "add_group_member", group="a", member="bo")
+    r.call_as(admin, "add_group_member", group="b", member="a")
+    with r.db.write() as conn:
+        conn.execute(group_members.insert().values(group_name="a", member="b"))
+    assert r.principals.authenticate(tok).groups == {"a", "b"}

@@ -12,7 +12,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass, field
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, select, true, update
 
 from lakeray.catalog import names
 from lakeray.catalog.audit import AuditLog, denial
@@ -26,13 +26,25 @@ TOKEN_PREFIX = "lr_"
 MAX_TOKEN_LIFETIME_S = 10 * 365 * 24 * 3600
 
 
+def _with_groups(member) -> tuple:
+    """The transitive groups of ``member`` (a bound name or a scalar subquery) as a recursive
+    CTE: one statement however deep groups nest (UNION, not UNION ALL, ends cycles)."""
+    gm = group_members.c
+    groups = select(gm.group_name.label("name")).where(gm.member == member).cte("caller_groups", recursive=True)
+    return groups.union(select(gm.group_name).join(groups, gm.member == groups.c.name))
+
+
 # Statements on the authentication path, built once (SQLAlchemy then reuses their compiled form).
+_OWNER_GROUPS = _with_groups(select(tokens.c.principal).where(tokens.c.token_hash == bindparam("digest"))
+                             .scalar_subquery())
+#: the token's owner and its state, one row per group of the owner (one row, group NULL, if none).
 _TOKEN_OWNER = (select(tokens.c.principal, tokens.c.expires_at, tokens.c.revoked_at, principals.c.kind,
-                       principals.c.is_admin, principals.c.active)
+                       principals.c.is_admin, principals.c.active, _OWNER_GROUPS.c.name.label("group_name"))
                 .join(principals, principals.c.name == tokens.c.principal)
+                .outerjoin(_OWNER_GROUPS, true())
                 .where(tokens.c.token_hash == bindparam("digest")))
-_GROUPS_OF = select(group_members.c.group_name).where(
-    group_members.c.member.in_(bindparam("members", expanding=True)))
+_MEMBER_GROUPS = _with_groups(bindparam("member"))
+_GROUPS_OF = select(_MEMBER_GROUPS.c.name)
 
 
 @dataclass(frozen=True)
@@ -75,12 +87,14 @@ class PrincipalService:
         # registry actor authenticate independently, and a revocation, deactivation or
         # membership change must hold on the very next request in all of them.
         with self.db.read() as conn:
-            row = conn.execute(_TOKEN_OWNER, {"digest": digest}).first()
-            if row is None or row.revoked_at is not None or not row.active:
-                raise Unauthenticated("invalid or revoked token")
-            if row.expires_at is not None and row.expires_at <= now:
-                raise Unauthenticated("token expired")
-            return Caller(row.principal, row.kind, bool(row.is_admin), self._groups_of(conn, row.principal))
+            rows = conn.execute(_TOKEN_OWNER, {"digest": digest}).all()
+        if not rows or rows[0].revoked_at is not None or not rows[0].active:
+            raise Unauthenticated("invalid or revoked token")
+        row = rows[0]
+        if row.expires_at is not None and row.expires_at <= now:
+            raise Unauthenticated("token expired")
+        groups = frozenset(r.group_name for r in rows if r.group_name is not None)
+        return Caller(row.principal, row.kind, bool(row.is_admin), groups)
 
     def caller(self, name: str) -> Caller:
         """The :class:`Caller` for a principal name (used by trusted in-cluster jobs and tests)."""
@@ -91,14 +105,8 @@ class PrincipalService:
             return Caller(row["name"], row["kind"], bool(row["is_admin"]), self._groups_of(conn, name))
 
     def _groups_of(self, conn, name: str) -> frozenset[str]:
-        # Groups may nest: walk membership upwards until no new group appears.
-        seen: set[str] = set()
-        frontier = {name}
-        while frontier:
-            rows = conn.execute(_GROUPS_OF, {"members": list(frontier)}).scalars().all()
-            frontier = set(rows) - seen
-            seen |= frontier
-        return frozenset(seen)
+        """Every group ``name`` belongs to, directly or through nested groups."""
+        return frozenset(conn.execute(_GROUPS_OF, {"member": name}).scalars())
 
     # -- principals ------------------------------------------------------------------------
     def _require_admin(self, caller: Caller, action: str, target: str | None = None) -> None:

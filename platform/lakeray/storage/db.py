@@ -165,7 +165,9 @@ def make_engine(url: str, sync: bool = False) -> Engine:
             # that upgrades from read to write fails at once with "database is locked"
             # instead of waiting out busy_timeout.
             immediate = conn.get_execution_options().get("sqlite_immediate", False)
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            # On the driver's connection: SQLAlchemy's exec_driver_sql would cost more than
+            # the rest of opening and committing the transaction (~0.1 ms of every request).
+            conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     elif url.startswith("postgresql"):
         engine = create_engine(url, pool_pre_ping=True)
