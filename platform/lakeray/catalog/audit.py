@@ -27,6 +27,9 @@ def denial(error: PermissionDenied, action: str, securable_type: str | None,
     return error
 
 
+_APPEND = audit_log.insert()
+
+
 class AuditLog:
     """Appends audit rows; inside the caller's write transaction when one is given."""
 
@@ -43,10 +46,10 @@ class AuditLog:
         # Values as parameters, not .values(): the compiled INSERT is then cached (every write
         # records an event, so this is on the hot path of all of them).
         if conn is not None:
-            conn.execute(audit_log.insert(), row)
+            conn.execute(_APPEND, row)
         else:
             with self.db.write() as c:
-                c.execute(audit_log.insert(), row)
+                c.execute(_APPEND, row)
 
     def query(self, principal: str | None = None, action: str | None = None,
               securable: str | None = None, result: str | None = None, since_ms: int | None = None,

@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from lakeray.errors import InvalidArgument, NotFound
-from lakeray.storage.sql import among
+from lakeray.storage.sql import among, among_param, listed
 from lakeray.tracking import tables as t
 from lakeray.tracking.validation import MetricPoint
 
@@ -29,6 +29,29 @@ def _insert(dialect_name: str, table):
     return (postgresql.insert if dialect_name == "postgresql" else sqlite.insert)(table)
 
 
+# The statements of a metric write are built once (per dialect where it matters): for the
+# one point of an MLflow ``log_metric``, building them cost about as much as running them.
+@lru_cache(maxsize=32)
+def _insert_or_skip(dialect_name: str, table):
+    """INSERT ... ON CONFLICT DO NOTHING into ``table`` on the dialect."""
+    return _insert(dialect_name, table).on_conflict_do_nothing()
+
+
+@lru_cache(maxsize=4)
+def _latest_metrics(dialect_name: str):
+    """A run's (``run_id``) latest values of the metrics named in ``keys`` (see ``listed``)."""
+    lm = t.run_latest_metrics
+    return select(lm).where(lm.c.run_id == bindparam("run_id"), among_param(dialect_name, lm.c.key, "keys"))
+
+
+_NEW_LATEST = t.run_latest_metrics.insert()
+_MOVE_LATEST = (update(t.run_latest_metrics)
+                .where(t.run_latest_metrics.c.run_id == bindparam("b_run"),
+                       t.run_latest_metrics.c.key == bindparam("b_key"))
+                .values(value=bindparam("b_value"), timestamp=bindparam("b_ts"), step=bindparam("b_step"),
+                        is_nan=bindparam("b_nan")))
+
+
 #: from this many rows on, SQLite inserts skip SQLAlchemy's per-row parameter handling.
 BULK_ROWS = 64
 
@@ -38,7 +61,7 @@ def insert_ignoring_duplicates(conn: Connection, table, rows: list[dict]) -> Non
     if not rows:
         return
     if conn.dialect.name != "sqlite" or len(rows) < BULK_ROWS or not _plain_columns(table):
-        conn.execute(_insert(conn.dialect.name, table).on_conflict_do_nothing(), rows)
+        conn.execute(_insert_or_skip(conn.dialect.name, table), rows)
         return
     # On a 1,000-metric batch SQLAlchemy's per-row parameter processing costs more than
     # SQLite's own insert. Columns of text, integers, doubles and booleans need no bind
@@ -50,8 +73,7 @@ def insert_ignoring_duplicates(conn: Connection, table, rows: list[dict]) -> Non
 @lru_cache(maxsize=64)
 def _bulk_insert(dialect, table, columns: tuple[str, ...]):
     """(SQL, row -> parameter tuple) of an insert-or-skip of ``columns`` (rendered once)."""
-    compiled = _insert(dialect.name, table).on_conflict_do_nothing().compile(dialect=dialect,
-                                                                             column_keys=list(columns))
+    compiled = _insert_or_skip(dialect.name, table).compile(dialect=dialect, column_keys=list(columns))
     order = compiled.positiontup
     if len(order) == 1:
         return str(compiled), lambda row, key=order[0]: (row[key],)
@@ -114,9 +136,9 @@ def log_metrics(conn: Connection, run_id: str, experiment_id: int, points: list[
         {"run_id": run_id, "key": p.key, "timestamp": p.timestamp, "step": p.step, "value": p.value,
          "is_nan": p.is_nan} for p in unique.values()])
 
-    lm = t.run_latest_metrics
+    dialect = conn.dialect.name
     current: dict[str, object] = {row.key: row for row in conn.execute(
-        select(lm).where(lm.c.run_id == run_id, among(conn, lm.c.key, list({p.key for p in points}))))}
+        _latest_metrics(dialect), {"run_id": run_id, "keys": listed(dialect, {p.key for p in points})})}
     # MLflow's rule for the latest value: larger step, then timestamp, then value. The batch's
     # best point per key, then that against the stored one.
     best: dict[str, tuple[tuple, MetricPoint]] = {}
@@ -133,14 +155,11 @@ def log_metrics(conn: Connection, run_id: str, experiment_id: int, points: list[
         elif rank > (row.step, row.timestamp, row.value):
             moved.append(p)
     if fresh:
-        conn.execute(lm.insert(), [{"run_id": run_id, "key": p.key, "value": p.value, "timestamp": p.timestamp,
+        conn.execute(_NEW_LATEST, [{"run_id": run_id, "key": p.key, "value": p.value, "timestamp": p.timestamp,
                                     "step": p.step, "is_nan": p.is_nan} for p in fresh])
     if moved:
-        conn.execute(update(lm).where(lm.c.run_id == bindparam("b_run"), lm.c.key == bindparam("b_key"))
-                     .values(value=bindparam("b_value"), timestamp=bindparam("b_ts"), step=bindparam("b_step"),
-                             is_nan=bindparam("b_nan")),
-                     [{"b_run": run_id, "b_key": p.key, "b_value": p.value, "b_ts": p.timestamp,
-                       "b_step": p.step, "b_nan": p.is_nan} for p in moved])
+        conn.execute(_MOVE_LATEST, [{"b_run": run_id, "b_key": p.key, "b_value": p.value, "b_ts": p.timestamp,
+                                     "b_step": p.step, "b_nan": p.is_nan} for p in moved])
     _log_model_metrics(conn, run_id, experiment_id, [p for p in unique.values() if p.model_id])
 
 
