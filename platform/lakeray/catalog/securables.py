@@ -162,6 +162,9 @@ def insert(conn: Connection, stype: SecurableType, full_name: str, name: str,
     return obj
 
 
+_SAVE = update(securables).where(securables.c.id == bindparam("b_id"))
+
+
 def save(conn: Connection, obj: Securable, updated_by: str, **changes) -> None:
     """Write changed columns of ``obj`` (comment, properties, tags, owner, spec...)."""
     values = {}
@@ -171,7 +174,7 @@ def save(conn: Connection, obj: Securable, updated_by: str, **changes) -> None:
     obj.updated_at, obj.updated_by = now_ms(), updated_by
     values.update(updated_at=obj.updated_at, updated_by=updated_by)
     # The values as parameters (not .values()), so the compiled UPDATE is cached per column set.
-    conn.execute(update(securables).where(securables.c.id == bindparam("b_id")), {**values, "b_id": obj.id})
+    conn.execute(_SAVE, {**values, "b_id": obj.id})
 
 
 def rename(conn: Connection, obj: Securable, new_name: str, updated_by: str) -> None:

@@ -23,7 +23,7 @@ from contextlib import suppress
 from pathlib import Path
 
 import yaml
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.engine import Connection
 
 from lakeray.catalog import authz, names
@@ -125,6 +125,15 @@ def _signature(version_dir: Path) -> str | None:
     return json.dumps(signature) if isinstance(signature, dict) else None
 
 
+# A version's reads, built once (a statement built per call costs more to build than to run).
+_VERSION = select(model_versions).where(model_versions.c.model_id == bindparam("model_id"),
+                                        model_versions.c.version == bindparam("version"))
+_VERSION_TAGS = select(model_version_tags.c.key, model_version_tags.c.value).where(
+    model_version_tags.c.model_id == bindparam("model_id"), model_version_tags.c.version == bindparam("version"))
+_VERSION_ALIASES = select(model_aliases.c.alias).where(model_aliases.c.model_id == bindparam("model_id"),
+                                                       model_aliases.c.version == bindparam("version"))
+
+
 class ModelRegistry:
     """Registered models and versions; every method takes the caller first."""
 
@@ -161,17 +170,15 @@ class ModelRegistry:
 
     @staticmethod
     def _version_row(conn: Connection, obj: Securable, version: int):
-        row = conn.execute(select(model_versions).where(model_versions.c.model_id == obj.id,
-                                                        model_versions.c.version == version)).first()
+        row = conn.execute(_VERSION, {"model_id": obj.id, "version": version}).first()
         if row is None:
             raise NotFound(f"Model Version (name={obj.full_name}, version={version}) not found")
         return row
 
     def _version_view(self, conn: Connection, obj: Securable, row) -> dict:
-        tags = dict(conn.execute(select(model_version_tags.c.key, model_version_tags.c.value).where(
-            model_version_tags.c.model_id == obj.id, model_version_tags.c.version == row.version)).all())
-        aliases = sorted(conn.execute(select(model_aliases.c.alias).where(
-            model_aliases.c.model_id == obj.id, model_aliases.c.version == row.version)).scalars())
+        key = {"model_id": obj.id, "version": row.version}
+        tags = dict(conn.execute(_VERSION_TAGS, key).all())
+        aliases = sorted(conn.execute(_VERSION_ALIASES, key).scalars())
         view = {k: getattr(row, k) for k in _VERSION_COLUMNS}
         view.update(model=obj, version=row.version, tags=tags, aliases=aliases,
                     signature=json.loads(row.signature) if row.signature else None)

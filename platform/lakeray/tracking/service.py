@@ -20,7 +20,7 @@ from __future__ import annotations
 import pathlib
 import uuid
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.engine import Connection
 
 from lakeray.catalog.audit import AuditLog
@@ -61,6 +61,12 @@ def _items(value: object, what: str, limit: int = validation.MAX_ENTITIES_PER_BA
     if not isinstance(value, (list, tuple)) or len(value) > limit:
         raise InvalidArgument(f"{what} must be a list of at most {limit} entries")
     return list(value)
+
+
+# Look-ups on most calls' path, built once (SQLAlchemy then reuses their compiled form; a
+# statement built per call costs more to build than to run).
+_EXPERIMENT = select(t.experiments).where(t.experiments.c.experiment_id == bindparam("experiment_id"))
+_RUN = select(t.runs).where(t.runs.c.run_id == bindparam("run_id"))
 
 
 class TrackingService(ExperimentPermissions, LoggedModels):
@@ -111,7 +117,7 @@ class TrackingService(ExperimentPermissions, LoggedModels):
         self._default_ready = True
 
     def _experiment(self, conn: Connection, experiment_id: int, stages: tuple[str, ...] | None = None):
-        row = conn.execute(select(t.experiments).where(t.experiments.c.experiment_id == experiment_id)).first()
+        row = conn.execute(_EXPERIMENT, {"experiment_id": experiment_id}).first()
         if row is None or (stages is not None and row.lifecycle_stage not in stages):
             raise NotFound(f"No Experiment with id={experiment_id} exists")
         return row
@@ -128,7 +134,7 @@ class TrackingService(ExperimentPermissions, LoggedModels):
                                   f"Current state is {experiment.lifecycle_stage}.")
 
     def _run(self, conn: Connection, run_id: str):
-        row = conn.execute(select(t.runs).where(t.runs.c.run_id == run_id)).first()
+        row = conn.execute(_RUN, {"run_id": run_id}).first()
         if row is None:
             raise NotFound(f"Run with id={run_id} not found")
         return row

@@ -44,6 +44,14 @@ def _latest_metrics(dialect_name: str):
     return select(lm).where(lm.c.run_id == bindparam("run_id"), among_param(dialect_name, lm.c.key, "keys"))
 
 
+@lru_cache(maxsize=4)
+def _params_named(dialect_name: str):
+    """A run's (``run_id``) params named in ``keys`` (see ``listed``): (key, value) rows."""
+    rp = t.run_params
+    return select(rp.c.key, rp.c.value).where(rp.c.run_id == bindparam("run_id"),
+                                              among_param(dialect_name, rp.c.key, "keys"))
+
+
 _NEW_LATEST = t.run_latest_metrics.insert()
 _MOVE_LATEST = (update(t.run_latest_metrics)
                 .where(t.run_latest_metrics.c.run_id == bindparam("b_run"),
@@ -90,9 +98,15 @@ def upsert(conn: Connection, table, key: list[str], rows: list[dict]) -> None:
     """Insert ``rows``, replacing the other columns of rows whose ``key`` exists."""
     if not rows:
         return
-    stmt = _insert(conn.dialect.name, table)
+    conn.execute(_upsert(conn.dialect.name, table, tuple(key)), rows)
+
+
+@lru_cache(maxsize=32)
+def _upsert(dialect_name: str, table, key: tuple[str, ...]):
+    """INSERT ... ON CONFLICT (key) DO UPDATE of the other columns, on the dialect."""
+    stmt = _insert(dialect_name, table)
     others = [c.name for c in table.columns if c.name not in key]
-    conn.execute(stmt.on_conflict_do_update(index_elements=key, set_={c: stmt.excluded[c] for c in others}), rows)
+    return stmt.on_conflict_do_update(index_elements=list(key), set_={c: stmt.excluded[c] for c in others})
 
 
 def check_params(existing: dict[str, str], new: dict[str, str], owner: str) -> None:
@@ -112,11 +126,11 @@ def log_params(conn: Connection, run_id: str, params: dict[str, str]) -> None:
     """Add params to a run (immutable: see :func:`check_params`)."""
     if not params:
         return
-    rp = t.run_params
-    existing: dict[str, str] = dict(conn.execute(select(rp.c.key, rp.c.value)
-                                                 .where(rp.c.run_id == run_id, among(conn, rp.c.key, list(params)))).all())
+    dialect = conn.dialect.name
+    existing: dict[str, str] = dict(conn.execute(_params_named(dialect),
+                                                 {"run_id": run_id, "keys": listed(dialect, params)}).all())
     check_params(existing, params, f"run ID='{run_id}'")
-    insert_ignoring_duplicates(conn, rp, [{"run_id": run_id, "key": k, "value": v}
+    insert_ignoring_duplicates(conn, t.run_params, [{"run_id": run_id, "key": k, "value": v}
                                           for k, v in params.items() if k not in existing])
 
 
