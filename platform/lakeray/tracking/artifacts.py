@@ -247,10 +247,12 @@ class ArtifactStore:
         current = self.root
         for i, part in enumerate(parts):
             current = current / part
-            with suppress(FileExistsError):
-                os.mkdir(current)
-                created.append(current)
-            st = lstat(current)
+            st = lstat(current)  # most parents exist: one call, where mkdir would fail with EEXIST
+            if st is None:
+                with suppress(FileExistsError):  # another writer made it meanwhile
+                    os.mkdir(current)
+                    created.append(current)
+                st = lstat(current)
             if st is None or stat.S_ISLNK(st.st_mode):  # appeared or vanished under us
                 raise InvalidArgument("artifact path changed while it was being written")
             if not stat.S_ISDIR(st.st_mode):
