@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 import posixpath
 import re
-from functools import lru_cache
+from functools import lru_cache, partial
+from operator import itemgetter
 from typing import NamedTuple
 
 from lakeray.catalog import names
@@ -314,6 +315,35 @@ def unique_pairs(pairs: list[tuple[str, str]], what: str) -> dict[str, str]:
     return out
 
 
+#: the fields of a metric as the mlflow client sends it in a log_batch (the inline path's shape)
+_CLIENT_POINT = frozenset({"key", "value", "timestamp", "step"})
+_client_point = itemgetter("key", "value", "timestamp", "step")
+#: a MetricPoint from its eight fields without NamedTuple's Python-level __new__ (which cost half
+#: of checking a point inline)
+_point = partial(tuple.__new__, MetricPoint)
+
+
+def _metric_points(items: list, now: int) -> list[MetricPoint]:
+    """Check a batch's metrics. A point of the shape the mlflow client sends (exactly key, value,
+    timestamp and step) whose key already passed in this batch, with a finite float and integers
+    in range, is taken inline; any other goes through :func:`metric`, which also words the errors.
+    (A 1,000-point batch: ~4 M instructions, against ~12 M through :func:`metric` for each.)"""
+    points: list[MetricPoint] = []
+    good: set[str] = set()  # keys of this batch that passed the full check
+    for i, item in enumerate(items):
+        if type(item) is dict and item.keys() == _CLIENT_POINT:
+            name, value, ts, step = _client_point(item)
+            if (type(name) is str and name in good and type(value) is float and math.isfinite(value)
+                    and type(ts) is int and 0 <= ts <= MAX_INT64
+                    and type(step) is int and -MAX_INT64 - 1 <= step <= MAX_INT64):
+                points.append(_point((name, value, ts, step, False, None, None, None)))
+                continue
+        point = metric(item, f"metrics[{i}]", now)
+        good.add(point.key)
+        points.append(point)
+    return points
+
+
 def batch(metrics: object, params: object, tags: object) -> tuple[list[MetricPoint], dict, list]:
     """Check a log_batch request: MLflow's per-kind and total limits, then every entry."""
     metrics = _list(metrics, "metrics", MAX_METRICS_PER_BATCH)
@@ -323,8 +353,7 @@ def batch(metrics: object, params: object, tags: object) -> tuple[list[MetricPoi
     if total > MAX_ENTITIES_PER_BATCH:
         raise InvalidArgument(f"A batch logging request can contain at most {MAX_ENTITIES_PER_BATCH} metrics, "
                               f"params, and tags. Got {total}.")
-    now = now_ms()
-    points = [metric(m, f"metrics[{i}]", now) for i, m in enumerate(metrics)]
+    points = _metric_points(metrics, now_ms())
     param_pairs = [param(p, f"params[{i}]") for i, p in enumerate(params)]
     tag_pairs = [tag(t, f"tags[{i}]") for i, t in enumerate(tags)]
     return points, unique_pairs(param_pairs, "parameter"), tag_pairs
