@@ -88,9 +88,9 @@ class PrincipalService:
         # membership change must hold on the very next request in all of them.
         with self.db.read() as conn:
             rows = conn.execute(_TOKEN_OWNER, {"digest": digest}).all()
-        if not rows or rows[0].revoked_at is not None or not rows[0].active:
+        row = rows[0] if rows else None  # the owner's columns repeat on every row
+        if row is None or row.revoked_at is not None or not row.active:
             raise Unauthenticated("invalid or revoked token")
-        row = rows[0]
         if row.expires_at is not None and row.expires_at <= now:
             raise Unauthenticated("token expired")
         groups = frozenset(r.group_name for r in rows if r.group_name is not None)

@@ -327,7 +327,7 @@ def _metric_points(items: list, now: int) -> list[MetricPoint]:
     """Check a batch's metrics. A point of the shape the mlflow client sends (exactly key, value,
     timestamp and step) whose key already passed in this batch, with a finite float and integers
     in range, is taken inline; any other goes through :func:`metric`, which also words the errors.
-    (A 1,000-point batch: ~4 M instructions, against ~12 M through :func:`metric` for each.)"""
+    (A 1,000-point batch: ~0.9 ms here, against ~1.6 ms through :func:`metric` for each.)"""
     points: list[MetricPoint] = []
     good: set[str] = set()  # keys of this batch that passed the full check
     for i, item in enumerate(items):
