@@ -29,8 +29,8 @@ def _insert(dialect_name: str, table):
     return (postgresql.insert if dialect_name == "postgresql" else sqlite.insert)(table)
 
 
-# The statements of a metric write are built once (per dialect where it matters): for the
-# one point of an MLflow ``log_metric``, building them cost about as much as running them.
+# The statements of metric, param and tag writes are built once (per dialect where it matters):
+# for the one point of an MLflow ``log_metric``, building them cost more than running them.
 @lru_cache(maxsize=32)
 def _insert_or_skip(dialect_name: str, table):
     """INSERT ... ON CONFLICT DO NOTHING into ``table`` on the dialect."""
