@@ -172,8 +172,8 @@ class LoggedModels:
             existing = dict(conn.execute(select(mp.c.param_key, mp.c.param_value)
                                          .where(mp.c.model_id == mid)).all())
             writes.check_params(existing, param_map, f"logged model ID='{mid}'")
-            writes.insert_ignoring_duplicates(conn, mp, [{"model_id": mid, "param_key": k, "param_value": v}
-                                                         for k, v in param_map.items() if k not in existing])
+            writes.insert_ignoring_duplicates(conn, mp, ("model_id", "param_key", "param_value"),
+                                              [(mid, k, v) for k, v in param_map.items() if k not in existing])
             self.audit.record(caller.name, "log_logged_model_params", "logged_model", mid, conn=conn,
                               detail={"keys": sorted(param_map)})
         return {}

@@ -64,28 +64,33 @@ _MOVE_LATEST = (update(t.run_latest_metrics)
 BULK_ROWS = 64
 
 
-def insert_ignoring_duplicates(conn: Connection, table, rows: list[dict]) -> None:
-    """Insert ``rows``; a row whose key already exists is skipped (a retry, a repeat)."""
+def insert_ignoring_duplicates(conn: Connection, table, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """Insert ``rows`` (tuples of the named ``columns``' values); a row whose key already exists
+    is skipped (a retry, a repeat, the same row twice in ``rows``)."""
     if not rows:
         return
     if conn.dialect.name != "sqlite" or len(rows) < BULK_ROWS or not _plain_columns(table):
-        conn.execute(_insert_or_skip(conn.dialect.name, table), rows)
+        conn.execute(_insert_or_skip(conn.dialect.name, table),
+                     [dict(zip(columns, row, strict=True)) for row in rows])
         return
     # On a 1,000-metric batch SQLAlchemy's per-row parameter processing costs more than
     # SQLite's own insert. Columns of text, integers, doubles and booleans need no bind
-    # processing on SQLite, so the statement SQLAlchemy renders runs with plain tuples.
-    sql, order = _bulk_insert(conn.dialect, table, tuple(rows[0]))
-    conn.exec_driver_sql(sql, [order(row) for row in rows])
+    # processing on SQLite, so the statement SQLAlchemy renders runs with the plain tuples.
+    sql, order = _bulk_insert(conn.dialect, table, columns)
+    conn.exec_driver_sql(sql, rows if order is None else [order(row) for row in rows])
 
 
 @lru_cache(maxsize=64)
 def _bulk_insert(dialect, table, columns: tuple[str, ...]):
-    """(SQL, row -> parameter tuple) of an insert-or-skip of ``columns`` (rendered once)."""
+    """(SQL, row -> parameter tuple, or None when a row is already in the SQL's order) of an
+    insert-or-skip of ``columns`` (rendered once)."""
     compiled = _insert_or_skip(dialect.name, table).compile(dialect=dialect, column_keys=list(columns))
-    order = compiled.positiontup
-    if len(order) == 1:
-        return str(compiled), lambda row, key=order[0]: (row[key],)
-    return str(compiled), itemgetter(*order)
+    positions = [columns.index(name) for name in compiled.positiontup]
+    if positions == list(range(len(columns))):
+        return str(compiled), None
+    if len(positions) == 1:
+        return str(compiled), lambda row, at=positions[0]: (row[at],)
+    return str(compiled), itemgetter(*positions)
 
 
 def _plain_columns(table) -> bool:
@@ -130,37 +135,39 @@ def log_params(conn: Connection, run_id: str, params: dict[str, str]) -> None:
     existing: dict[str, str] = dict(conn.execute(_params_named(dialect),
                                                  {"run_id": run_id, "keys": listed(dialect, params)}).all())
     check_params(existing, params, f"run ID='{run_id}'")
-    insert_ignoring_duplicates(conn, t.run_params, [{"run_id": run_id, "key": k, "value": v}
-                                          for k, v in params.items() if k not in existing])
+    insert_ignoring_duplicates(conn, t.run_params, ("run_id", "key", "value"),
+                               [(run_id, k, v) for k, v in params.items() if k not in existing])
+
+
+#: the columns of a run_metrics row, in the table's order (see :func:`log_metrics`)
+_METRIC_COLUMNS = ("run_id", "key", "timestamp", "step", "value", "is_nan")
 
 
 def log_metrics(conn: Connection, run_id: str, experiment_id: int, points: list[MetricPoint]) -> None:
     """Append metric points to a run's history and move its latest values forward.
 
-    A point identical to a stored one (key, timestamp, step, value, NaN flag) is skipped,
-    so replaying a batch is a no-op. Points naming a ``model_id`` are also recorded as
-    that logged model's metrics.
+    A point identical to a stored one, or to an earlier one of ``points`` (key, timestamp,
+    step, value, NaN flag: the table's key), is skipped by the insert, so replaying a batch
+    is a no-op. Points naming a ``model_id`` are also recorded as that logged model's metrics.
     """
     if not points:
         return
-    unique: dict[tuple, MetricPoint] = {}
-    for p in points:
-        unique.setdefault(p[:5], p)  # (key, value, timestamp, step, is_nan): the point's identity
-    insert_ignoring_duplicates(conn, t.run_metrics, [
-        {"run_id": run_id, "key": p.key, "timestamp": p.timestamp, "step": p.step, "value": p.value,
-         "is_nan": p.is_nan} for p in unique.values()])
+    # Rows are tuples, not dicts: on a 1,000-point batch, building dicts (and dropping repeats
+    # the insert skips anyway) cost ~18% of the write, ~5.7 M of ~31 M instructions.
+    insert_ignoring_duplicates(conn, t.run_metrics, _METRIC_COLUMNS,
+                               [(run_id, p.key, p.timestamp, p.step, p.value, p.is_nan) for p in points])
 
     dialect = conn.dialect.name
-    current: dict[str, object] = {row.key: row for row in conn.execute(
-        _latest_metrics(dialect), {"run_id": run_id, "keys": listed(dialect, {p.key for p in points})})}
     # MLflow's rule for the latest value: larger step, then timestamp, then value. The batch's
     # best point per key, then that against the stored one.
     best: dict[str, tuple[tuple, MetricPoint]] = {}
-    for p in unique.values():
+    for p in points:
         rank = (p.step, p.timestamp, p.value)
         held = best.get(p.key)
         if held is None or rank > held[0]:
             best[p.key] = (rank, p)
+    current: dict[str, object] = {row.key: row for row in conn.execute(
+        _latest_metrics(dialect), {"run_id": run_id, "keys": listed(dialect, best)})}
     fresh, moved = [], []
     for k, (rank, p) in best.items():
         row = current.get(k)
@@ -174,7 +181,12 @@ def log_metrics(conn: Connection, run_id: str, experiment_id: int, points: list[
     if moved:
         conn.execute(_MOVE_LATEST, [{"b_run": run_id, "b_key": p.key, "b_value": p.value, "b_ts": p.timestamp,
                                      "b_step": p.step, "b_nan": p.is_nan} for p in moved])
-    _log_model_metrics(conn, run_id, experiment_id, [p for p in unique.values() if p.model_id])
+    _log_model_metrics(conn, run_id, experiment_id, [p for p in points if p.model_id])
+
+
+_MODEL_METRIC_COLUMNS = ("model_id", "metric_name", "metric_timestamp_ms", "metric_step", "run_id",
+                         "metric_value", "is_nan", "experiment_id", "dataset_uuid", "dataset_name",
+                         "dataset_digest")
 
 
 def _log_model_metrics(conn: Connection, run_id: str, experiment_id: int, points: list[MetricPoint]) -> None:
@@ -187,11 +199,9 @@ def _log_model_metrics(conn: Connection, run_id: str, experiment_id: int, points
         if identity in seen:
             continue  # the key of logged model metrics has no value: the first point wins
         seen.add(identity)
-        rows.append({"model_id": p.model_id, "metric_name": p.key, "metric_timestamp_ms": p.timestamp,
-                     "metric_step": p.step, "run_id": run_id, "metric_value": p.value, "is_nan": p.is_nan,
-                     "experiment_id": experiment_id, "dataset_uuid": None, "dataset_name": p.dataset_name,
-                     "dataset_digest": p.dataset_digest})
-    insert_ignoring_duplicates(conn, t.logged_model_metrics, rows)
+        rows.append((p.model_id, p.key, p.timestamp, p.step, run_id, p.value, p.is_nan, experiment_id,
+                     None, p.dataset_name, p.dataset_digest))
+    insert_ignoring_duplicates(conn, t.logged_model_metrics, _MODEL_METRIC_COLUMNS, rows)
 
 
 def set_tags(conn: Connection, run_id: str, tags: list[tuple[str, str]]) -> None:
@@ -245,6 +255,7 @@ def log_model_edges(conn: Connection, run_id: str, models: list[tuple[str, int]]
     """Record logged models a run used (inputs) or produced at a step (outputs)."""
     check_models_exist(conn, [m for m, _ in models])
     source, destination = ("RUN_OUTPUT", "MODEL_OUTPUT") if output else ("RUN_INPUT", "MODEL_INPUT")
-    insert_ignoring_duplicates(conn, t.tracking_inputs, [
-        {"input_uuid": uuid.uuid4().hex, "source_type": source, "source_id": run_id,
-         "destination_type": destination, "destination_id": model, "step": step} for model, step in models])
+    insert_ignoring_duplicates(
+        conn, t.tracking_inputs, ("input_uuid", "source_type", "source_id", "destination_type", "destination_id",
+                                  "step"),
+        [(uuid.uuid4().hex, source, run_id, destination, model, step) for model, step in models])
