@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 
+from lakeray import heap
 from lakeray.actors.base import named, start
 from lakeray.settings import GATEWAY_ACTOR, Settings
 
@@ -29,6 +30,7 @@ class GatewayActor:
         self.log = BatchWriter(Registry(self.settings, function_runner=None).tables, SYSTEM)
         self._model = None
         self._model_lock = threading.Lock()
+        heap.settle()
 
     def admit(self, buckets: list) -> dict:
         """Charge a call to ``buckets`` if each has room (see ``SlidingWindows.admit``)."""

@@ -6,6 +6,7 @@ lineage (see :mod:`lakeray.actors.base` for what all actors share).
 
 from __future__ import annotations
 
+from lakeray import heap
 from lakeray.actors.base import DispatchActor, named, start
 from lakeray.catalog.functions import RayTaskRunner
 from lakeray.registry import Registry
@@ -20,6 +21,7 @@ class RegistryActor(DispatchActor):
         self.dispatcher = Registry(self.settings, function_runner=RayTaskRunner(self.settings.function_timeout_s))
         self.dispatcher.bootstrap(admin)
         self.admin = admin
+        heap.settle()
 
     def issue_admin_token(self, comment: str = "created by lakeray up") -> str:
         """Mint a token for the bootstrap admin (used by ``lakeray up`` to write credentials)."""

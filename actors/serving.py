@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from lakeray import heap
 from lakeray.actors.base import named, start
 from lakeray.settings import SERVING_ACTOR, Settings
 
@@ -26,6 +27,7 @@ class ServingActor:
 
         self.settings = Settings(**settings)
         self.deployer = Deployer(self.settings, Registry(self.settings, function_runner=None))
+        heap.settle()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="serving-deployer", daemon=True)
         self._thread.start()

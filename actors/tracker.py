@@ -6,6 +6,7 @@ and their artifacts (see :mod:`lakeray.actors.base` for what all actors share).
 
 from __future__ import annotations
 
+from lakeray import heap
 from lakeray.actors.base import DispatchActor, named, start
 from lakeray.settings import TRACKER_ACTOR, Settings
 from lakeray.tracker import Tracker
@@ -17,6 +18,7 @@ class TrackerActor(DispatchActor):
     def __init__(self, settings: dict):
         self.settings = Settings(**settings)
         self.dispatcher = Tracker(self.settings)
+        heap.settle()
 
 
 def handle(settings: Settings, create: bool = False):

@@ -57,6 +57,9 @@ class ActorBackend:
         self._actors: dict[str, object] = {}
         self.retry_s = retry_s
 
+    def open(self) -> None:
+        """Nothing to open ahead: actor handles are looked up on first use."""
+
     async def call(self, op: str, token: str, request_id: str | None = None, **kwargs):
         import ray.exceptions as rex
 
@@ -94,6 +97,10 @@ class HybridBackend:
         self.settings = settings
         self.writes = ActorBackend(actor_getter)
         self._local: LocalBackend | None = None
+
+    def open(self) -> None:
+        """Open this process's dispatchers now (the replica does at start; else the first call)."""
+        self._reader()
 
     def _reader(self) -> LocalBackend:
         if self._local is None:

@@ -19,8 +19,8 @@ def _actor_getter():
 
 
 def ingress_app(settings: Settings, num_replicas: int = 1):
-    """A Serve application running the FastAPI app; each replica opens its backend on its
-    first call (the backend is shipped with the app, unresolved). With
+    """A Serve application running the FastAPI app; each replica opens its backend as it starts
+    (the backend is shipped with the app, unresolved). With
     ``settings.http_front == "replica"`` each replica serves ``host:port`` itself."""
     getter = _actor_getter()
     backend = HybridBackend(settings, getter) if settings.local_reads else ActorBackend(getter)
@@ -38,9 +38,14 @@ def ingress_app(settings: Settings, num_replicas: int = 1):
         (the default) the replica listens on the platform's port itself (see ``front``)."""
 
         async def __init__(self):
+            from lakeray import heap
             from lakeray.api.front import Front
 
+            # The stores open before the replica takes requests, so the startup heap they
+            # make is frozen with the rest (lakeray.heap).
+            app.state.backend.open()
             self._front = Front(app, host, port) if direct else None
+            heap.settle()
 
         async def check_health(self):
             # Serve restarts a replica whose front has stopped serving.
