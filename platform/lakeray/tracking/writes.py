@@ -86,11 +86,8 @@ def _bulk_insert(dialect, table, columns: tuple[str, ...]):
     insert-or-skip of ``columns`` (rendered once)."""
     compiled = _insert_or_skip(dialect.name, table).compile(dialect=dialect, column_keys=list(columns))
     positions = [columns.index(name) for name in compiled.positiontup]
-    if positions == list(range(len(columns))):
-        return str(compiled), None
-    if len(positions) == 1:
-        return str(compiled), lambda row, at=positions[0]: (row[at],)
-    return str(compiled), itemgetter(*positions)
+    # A single column is always in order, so itemgetter here picks two or more (a tuple).
+    return str(compiled), None if positions == list(range(len(columns))) else itemgetter(*positions)
 
 
 def _plain_columns(table) -> bool:
