@@ -129,6 +129,22 @@ def test_each_search_has_its_own_grammar():
         parse_filter(LOGGED_MODELS, "datasets.name = 'x'")
 
 
+def test_run_conditions_put_a_runs_own_columns_then_param_and_tag_equalities_first():
+    from lakeray.tracking.filters import run_conditions
+
+    text = ("metrics.score > 0.5 AND tags.team LIKE 'a%' AND params.model = 'a' "
+            "AND attributes.status = 'FINISHED' AND tags.env IN ('prod', 'dev')")
+    conditions = run_conditions(parse_filter(RUNS, text), "sqlite")
+    rendered = [str(cond.compile(compile_kwargs={"literal_binds": True})) for cond in conditions]
+    assert len(rendered) == 5
+    assert "runs.status = 'FINISHED'" in rendered[0]
+    assert "run_params" in rendered[1] and "'model'" in rendered[1]
+    assert "run_tags" in rendered[2] and "'env'" in rendered[2]
+    # the rest keep the filter's order: the metric, then the tag pattern
+    assert "run_latest_metrics" in rendered[3] and "'score'" in rendered[3]
+    assert "run_tags" in rendered[4] and "'team'" in rendered[4]
+
+
 def test_order_by_parsing():
     parsed = parse_order_by(RUNS, ["metrics.loss DESC", "attributes.start_time", "params.lr ASC",
                                    "tags.`my tag` desc", "end_time"])
