@@ -45,11 +45,13 @@ _signature = functools.cache(inspect.signature)
 
 
 def _known_fields(fn: Callable, kwargs: dict) -> dict:
-    """``kwargs`` without the keywords ``fn`` does not take."""
+    """``kwargs`` without the keywords ``fn`` does not take; its first parameter (the caller)
+    is never a field, so a request's ``caller`` field is dropped as unknown too."""
     params = _signature(fn).parameters
     if any(p.kind == p.VAR_KEYWORD for p in params.values()):
         return kwargs
-    return {k: v for k, v in kwargs.items() if k in params}
+    caller = next(iter(params), None)
+    return {k: v for k, v in kwargs.items() if k in params and k != caller}
 
 
 def _call_signature(op: str, kwargs: dict) -> str:
@@ -91,12 +93,12 @@ class Dispatcher:
         """
         return False
 
-    def call(self, op: str, token: str | None, request_id: str | None = None, **kwargs):
+    def call(self, op: str, token: str | None, /, request_id: str | None = None, **kwargs):
         """Authenticate ``token`` and run operation ``op`` with ``kwargs``."""
         caller = self.principals.authenticate(token)
         return self.call_as(caller, op, request_id=request_id, **kwargs)
 
-    def call_as(self, caller: Caller, op: str, request_id: str | None = None, **kwargs):
+    def call_as(self, caller: Caller, op: str, /, request_id: str | None = None, **kwargs):
         """Run ``op`` for an already authenticated caller.
 
         A write with a ``request_id`` is applied at most once: its first committed transaction

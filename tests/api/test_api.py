@@ -180,3 +180,53 @@ def test_mlflow_bodies_parse_as_pythons_json_would(api, raw, logged):
                 b'{"run_id": "' + run.encode() + b'", "key": "\\ud800", "value": 1}'):
         resp = api.post("/api/2.0/mlflow/runs/log-metric", content=bad, headers={"Content-Type": "application/json"})
         assert resp.status_code == 400 and resp.json()["error_code"] == "INVALID_PARAMETER_VALUE", resp.text
+
+
+def test_mlflow_bodies_nested_too_deep_are_400(api):
+    before = api.post("/api/2.0/mlflow/experiments/search", json={"max_results": 1000}).json()
+    # deeper than any parser's recursion allows, within the fixture's 64 KiB body cap
+    for body in (b"[" * 30_000 + b"]" * 30_000, b'{"a":' * 10_000 + b"1" + b"}" * 10_000):
+        resp = api.post("/api/2.0/mlflow/experiments/create", content=body,
+                        headers={"Content-Type": "application/json"})
+        assert resp.status_code == 400 and resp.json()["error_code"] == "INVALID_PARAMETER_VALUE", resp.text
+    assert api.post("/api/2.0/mlflow/experiments/search", json={"max_results": 1000}).json() == before
+
+
+# The names of the parameters between a route and an operation (the route's request, the
+# operation's name, the token, the thread pool's function, the caller...).
+PLUMBING = {"op": "x", "request": 1, "token": "forged", "fn": 1, "caller": "someone-else", "self": 1}
+
+
+def test_mlflow_fields_named_like_the_plumbing_are_ignored(api, registry):
+    """MLflow ignores fields it does not know; ones named like lakeray's own call parameters
+    are no different (no 500, and a ``caller`` field does not choose who acts)."""
+    exp = api.post("/api/2.0/mlflow/experiments/create", json={"name": "plumbing", **PLUMBING})
+    assert exp.status_code == 200, exp.text
+    run = api.post("/api/2.0/mlflow/runs/create", json={"experiment_id": exp.json()["experiment_id"], **PLUMBING})
+    assert run.status_code == 200, run.text
+    info = run.json()["run"]["info"]
+    assert info["user_id"] == "admin"
+    got = api.get("/api/2.0/mlflow/runs/get", params={"run_id": info["run_id"], **PLUMBING})
+    assert got.status_code == 200 and got.json()["run"]["info"] == info
+
+
+@pytest.mark.parametrize("field", sorted(PLUMBING))
+def test_plumbing_names_reach_strict_operations_as_bad_arguments(registry, admin, field):
+    """Over the Python API too, a keyword named like a call parameter is the operation's to
+    judge: an unknown one is InvalidArgument, never a TypeError from the plumbing."""
+    from lakeray.errors import InvalidArgument
+
+    with pytest.raises(InvalidArgument, match="bad arguments to create_catalog"):
+        registry.call_as(admin, "create_catalog", name="plumbing", **{field: PLUMBING[field]})
+    assert "plumbing" not in [c["name"] for c in registry.call_as(admin, "list_catalogs")["catalogs"]]
+
+
+def test_replacing_an_endpoint_checks_its_config_as_put_config_does(api):
+    """``PUT /serving-endpoints/{name}`` takes the body ``PUT .../config`` takes, under
+    ``config``: an unknown field there (``name`` too) is a 400, not a clash with the path's name."""
+    for config in ({"name": "other"}, {"surprise": 1}, {"served_entities": "not-a-list"}):
+        resp = api.put("/api/2.0/serving-endpoints/ep", json={"config": config})
+        assert resp.status_code == 400 and resp.json()["error_code"] == "INVALID_PARAMETER_VALUE", resp.text
+    resp = api.put("/api/2.0/serving-endpoints/ep", json={"config": {"served_entities": [
+        {"entity_name": "main.default.m", "entity_version": "1"}]}})
+    assert resp.status_code == 404, resp.text  # a well-formed config reaches the operation

@@ -18,12 +18,12 @@ def test_token_lifecycle(registry, admin):
     with r.db.read() as conn:
         stored = conn.execute(select(tokens.c.token_hash)).scalars().all()
     assert value not in stored and all(len(h) == 64 for h in stored)
-    assert r.call(op="whoami", token=value)["name"] == "svc"
+    assert r.call("whoami", value)["name"] == "svc"
     infos = r.call_as(admin, "list_tokens", principal="svc")
     assert "token_value" not in infos[0] and infos[0]["comment"] == "ci"
     r.call_as(admin, "revoke_token", token_id=made["token_info"]["token_id"])
     with pytest.raises(Unauthenticated):
-        r.call(op="whoami", token=value)
+        r.call("whoami", value)
 
 
 def test_token_expiry(registry, admin):

@@ -149,8 +149,12 @@ def bearer_token(header: str) -> str | None:
     return token.strip()
 
 
-async def call(request: Request, op: str, **kwargs):
-    """Run a registry operation as the request's caller (the one way routes reach services)."""
+async def call(request: Request, op: str, /, **kwargs):
+    """Run a registry operation as the request's caller (the one way routes reach services).
+
+    ``kwargs`` are the request's fields; the parameters before them are positional-only, so a
+    field of any name (``op``, ``request``...) reaches the operation, which judges it.
+    """
     rid = kwargs.pop("request_id", None) or request.headers.get(REQUEST_ID_HEADER)
     return await request.app.state.backend.call(op, request.state.token, rid, **kwargs)
 

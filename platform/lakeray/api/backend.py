@@ -37,7 +37,7 @@ class LocalBackend:
     def dispatcher(self, op: str):
         return self.only if self.only is not None else self.dispatchers[actor_of(op)]
 
-    async def call(self, op: str, token: str, request_id: str | None = None, **kwargs):
+    async def call(self, op: str, token: str, request_id: str | None = None, /, **kwargs):
         return await self.threads.run(self.dispatcher(op).call, op, token, request_id, **kwargs)
 
     def artifact_store(self):
@@ -60,7 +60,7 @@ class ActorBackend:
     def open(self) -> None:
         """Nothing to open ahead: actor handles are looked up on first use."""
 
-    async def call(self, op: str, token: str, request_id: str | None = None, **kwargs):
+    async def call(self, op: str, token: str, request_id: str | None = None, /, **kwargs):
         import ray.exceptions as rex
 
         name = actor_of(op)
@@ -113,7 +113,7 @@ class HybridBackend:
         """The artifact store, opened in this replica over the shared artifact root."""
         return self._reader().artifact_store()
 
-    async def call(self, op: str, token: str, request_id: str | None = None, **kwargs):
+    async def call(self, op: str, token: str, request_id: str | None = None, /, **kwargs):
         reader = self._reader()
         dispatcher = reader.dispatcher(op)
         operation = dispatcher.ops.get(op)

@@ -59,7 +59,7 @@ class WarmThreads:
         self._count = 0
         self._backlog: deque[tuple] = deque()
 
-    async def run(self, fn: Callable, *args, **kwargs):
+    async def run(self, fn: Callable, /, *args, **kwargs):
         """``fn(*args, **kwargs)`` on a pool thread, awaited."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()

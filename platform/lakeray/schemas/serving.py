@@ -34,7 +34,7 @@ class UpdateServingEndpointConfig(Body):
 class ReplaceServingEndpoint(Body):
     """PUT on the endpoint itself: its new config (as ``PUT .../config`` takes it)."""
 
-    config: dict[str, Any]
+    config: UpdateServingEndpointConfig
 
 
 class PatchServingEndpointTags(Body):

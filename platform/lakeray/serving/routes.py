@@ -78,7 +78,8 @@ async def update_serving_endpoint_config(name: str, body: UpdateServingEndpointC
 @router.put(API + "/{name}")
 async def replace_serving_endpoint(name: str, body: ReplaceServingEndpoint, request: Request) -> dict:
     """The same as ``PUT .../config`` with the config under ``config``."""
-    out = await call(request, "update_serving_endpoint_config", name=name, **body.config)
+    out = await call(request, "update_serving_endpoint_config", name=name,
+                     **body.config.model_dump(exclude_none=True))
     _poke()
     return out
 

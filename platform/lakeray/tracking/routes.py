@@ -45,7 +45,7 @@ async def _body_args(request: Request) -> dict:
         return {}
     try:
         body = _parse_json(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deep
         raise InvalidArgument("malformed JSON body") from None
     if not isinstance(body, dict):
         raise InvalidArgument("the JSON body must be an object")
