@@ -20,3 +20,19 @@ def test_stop_cluster_leaves_groups_without_ray_alone():
         bystander.kill()
         bystander.wait()
 
+
+
+def test_the_head_up_starts_has_ray_token_auth(tmp_path, monkeypatch):
+    """`ray start` turns token auth on only when a token exists: `up` makes Ray's usual one
+    when there is none, and leaves a mode the operator chose alone."""
+    for var in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    env = lifecycle.ray_auth_env()
+    assert env["RAY_AUTH_MODE"] == "token"
+    token = (tmp_path / ".ray" / "auth_token").read_text().strip()
+    assert len(token) >= 32
+    assert lifecycle.ray_auth_env()["RAY_AUTH_MODE"] == "token"  # the same token again
+    assert (tmp_path / ".ray" / "auth_token").read_text().strip() == token
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    assert lifecycle.ray_auth_env()["RAY_AUTH_MODE"] == "disabled"

@@ -60,6 +60,27 @@ def _local_cluster_alive() -> bool:
         return False
 
 
+def ray_auth_env() -> dict[str, str]:
+    """The environment of a `ray start` head with Ray's token authentication on.
+
+    Ray's GCS, raylet, Ray Client server and dashboard agent listen on every interface
+    whatever ``--node-ip-address`` says, and without a token anyone who reaches them runs code
+    as this user (Ray's CVE-2023-48022, "token auth off by default"). `ray start` turns token
+    auth on only when a token already exists, so make Ray's usual one (``~/.ray/auth_token``)
+    when there is none; local drivers (``ray.init(address="auto")``) find it there. A
+    ``RAY_AUTH_MODE`` the operator set is kept as it is.
+    """
+    env = dict(os.environ)
+    if env.get("RAY_AUTH_MODE"):
+        return env
+    if not (env.get("RAY_AUTH_TOKEN") or env.get("RAY_AUTH_TOKEN_PATH")
+            or (Path.home() / ".ray" / "auth_token").exists()):
+        subprocess.run([_ray_bin(), "get-auth-token", "--generate"], check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE)
+    env["RAY_AUTH_MODE"] = "token"
+    return env
+
+
 def connect_ray(settings: Settings, start: bool) -> bool:
     """``ray.init`` against the configured or local cluster; with ``start`` a head is started
     when none runs. Returns whether this call started it."""
@@ -84,7 +105,9 @@ def connect_ray(settings: Settings, start: bool) -> bool:
     # Its own session, so every process of this cluster (GCS, raylet, dashboard, workers) shares
     # one process group, which `down` stops without touching other Ray clusters on the machine.
     cmd = [_ray_bin(), "start", "--head", "--disable-usage-stats", "--dashboard-host=127.0.0.1"]
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    env = ray_auth_env()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+                   env=env)
     ray.init(address="auto", **kwargs)
     group = _cluster_group()
     (Path(settings.home) / STARTED_MARKER).write_text(json.dumps({"started_at": time.time(), "pgid": group}))

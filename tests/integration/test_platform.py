@@ -167,3 +167,28 @@ def test_up_on_a_port_another_program_holds_fails_fast_with_a_clear_error(platfo
     assert not (home / "credentials").exists()
     # the running platform was not touched
     assert platform.client().whoami()["name"] == "admin"
+
+
+def test_the_ray_head_up_started_refuses_drivers_without_its_token(platform, tmp_path):
+    """Ray's ports listen on every interface: the head `lakeray up` starts has Ray's token
+    authentication on, so a driver (or a Jobs API call) without the token is refused."""
+    from lakeray.lifecycle import STARTED_MARKER
+
+    if not (platform.home / STARTED_MARKER).exists():
+        pytest.skip("the platform joined a Ray cluster it did not start")
+    import ray
+
+    address = ray.get_runtime_context().gcs_address
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env["HOME"] = str(tmp_path)  # no ~/.ray/auth_token there
+    probe = ("import ray\n"
+             f"ray.init(address={address!r}, log_to_driver=False)\n"
+             "print('JOINED', ray.get(ray.remote(lambda: 1).remote()))\n")
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=180)
+    assert out.returncode != 0 and "JOINED" not in out.stdout, out.stdout + out.stderr
+    resp = requests.get("http://127.0.0.1:8265/api/jobs/", timeout=30)
+    assert resp.status_code == 401, resp.text
+    with open(os.path.expanduser("~/.ray/auth_token")) as f:
+        token = f.read().strip()
+    resp = requests.get("http://127.0.0.1:8265/api/jobs/", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    assert resp.status_code == 200, resp.text
