@@ -10,28 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from lakeray.api.app import PUBLIC_PATHS, build_app, route_inventory
-from lakeray.api.backend import LocalBackend
 from lakeray.arrow_wire import ARROW_STREAM, from_ipc, to_ipc
 
 SNAPSHOT = Path(__file__).with_name("openapi_snapshot.json")
 UC = "/api/2.1/unity-catalog"
-
-
-@pytest.fixture
-def backend(registry, settings):
-    """Both dispatchers in this process, on the test registry's stores."""
-    from lakeray.tracker import Tracker
-
-    return LocalBackend({"registry": registry, "tracker": Tracker(settings)})
-
-
-@pytest.fixture
-def api(backend, registry, admin):
-    app = build_app(backend, max_body_bytes=64 * 1024)
-    token = registry.call_as(admin, "create_token")["token_value"]
-    client = TestClient(app)
-    client.headers["Authorization"] = f"Bearer {token}"
-    return client
 
 
 def test_every_route_needs_a_token_except_the_allowlist(backend):

@@ -117,7 +117,8 @@ class ExperimentPermissions:
         MANAGE holders only. Returns the experiment's permissions."""
         exp_id = validation.experiment_id(experiment_id)
         name = names.principal(principal)
-        if permission is not None and permission != NO_PERMISSIONS and permission not in LEVELS:
+        if permission is not None and permission != NO_PERMISSIONS and (not isinstance(permission, str)
+                                                                       or permission not in LEVELS):
             raise InvalidArgument(f"permission must be one of READ, EDIT, MANAGE or NO_PERMISSIONS, got {permission!r}")
         ep = t.experiment_permissions
         with self.db.write() as conn:

@@ -20,6 +20,8 @@ from lakeray.errors import InvalidArgument, NotFound
 from lakeray.ids import now_ms
 
 MAX_INT64 = 2**63 - 1
+#: the largest magnitude up to which every integer is exactly a double
+_EXACT_FLOAT_INTS = 2**53
 MAX_INT32 = 2**31 - 1
 MAX_ENTITY_KEY_LENGTH = 250
 MAX_PARAM_VAL_LENGTH = 6000
@@ -119,7 +121,9 @@ def int64(value: object, what: str, minimum: int = -MAX_INT64 - 1) -> int:
         return value
     if isinstance(value, str) and re.fullmatch(r"-?\d{1,20}", value):
         value = int(value)
-    if isinstance(value, float) and value.is_integer():
+    # A float stands for an integer only while it holds every digit: orjson hands integers
+    # outside [-2**63, 2**64) over as floats, and -2**63 - 1 would round to -2**63.
+    if isinstance(value, float) and value.is_integer() and abs(value) <= _EXACT_FLOAT_INTS:
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= MAX_INT64:
         bound = "a non-negative" if minimum == 0 else "a"
@@ -183,7 +187,7 @@ def view_type(value: object) -> tuple[str, ...]:
     """The lifecycle stages a ViewType selects (default ACTIVE_ONLY)."""
     if value is None:
         return VIEW_TYPES["ACTIVE_ONLY"]
-    if isinstance(value, bool) or value not in VIEW_TYPES:
+    if isinstance(value, bool) or not isinstance(value, str | int) or value not in VIEW_TYPES:
         raise InvalidArgument(f"Invalid view_type {value!r}: use ACTIVE_ONLY, DELETED_ONLY or ALL")
     return VIEW_TYPES[value]
 
@@ -217,7 +221,11 @@ def metric_value(value: object, what: str) -> tuple[float, bool]:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InvalidArgument(f"Invalid value {value!r} for parameter '{what}' supplied: please specify "
                               "value as a valid double (64-bit floating point)")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an integer literal beyond a double's range
+        raise InvalidArgument(f"Invalid value for parameter '{what}' supplied: an integer of "
+                              f"{len(str(abs(value)))} digits is not a valid double (64-bit floating point)") from None
     if math.isnan(value):
         return 0.0, True
     if math.isinf(value):
