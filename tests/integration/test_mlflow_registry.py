@@ -209,3 +209,63 @@ def test_same_models_through_uc_sdk_and_lakeray_client(platform, registry, tmp_p
     client.delete_registered_model("main.default.uc_model2", force=True)
     with pytest.raises(lakeray.NotFound):
         client.get_registered_model("main.default.uc_model2")
+
+
+def test_copy_model_version_across_catalogs(platform, registry):
+    """Databricks' way to promote a model: ``copy_model_version`` from dev to prod (the client
+    resolves the alias and sends ``source=models:/<name>/<version>``), then load the copy."""
+    import pandas as pd
+    from mlflow.models import infer_signature
+
+    admin = platform.client("http")
+    for catalog in ("copy_dev", "copy_prod"):
+        admin.create_catalog(catalog)
+        admin.create_schema(catalog, "ml")
+    src, dst = "copy_dev.ml.churn", "copy_prod.ml.churn"
+    data = pd.DataFrame({"x": [1.0, 2.0]})
+    mlflow.set_experiment("contract-registry-copy")
+    with mlflow.start_run() as run:
+        mlflow.pyfunc.log_model(name="model", python_model=AddN(7), registered_model_name=src,
+                                signature=infer_signature(data, data + 7))
+    registry.set_registered_model_alias(src, "champion", 1)
+    copy = registry.copy_model_version(f"models:/{src}@champion", dst)  # creates the destination model
+    assert copy.name == dst and copy.version == "1" and copy.status == "READY"
+    assert copy.source == f"models:/{src}/1" and copy.run_id == run.info.run_id
+    assert registry.get_model_version(dst, "1").source == f"models:/{src}/1"
+    model = mlflow.pyfunc.load_model(f"models:/{dst}/1")
+    assert model.predict(data)["x"].tolist() == [8.0, 9.0]
+    assert model.metadata.signature == mlflow.pyfunc.load_model(f"models:/{src}/1").metadata.signature
+    assert model.metadata.signature is not None
+    edges = platform.client("ray").get_lineage("model_version", f"{dst}/1")["edges"]
+    assert sorted((e["source"]["type"], e["source"]["name"]) for e in edges) == [
+        ("model_version", f"{src}/1"), ("run", run.info.run_id)]
+    # into an existing model: the next version
+    assert registry.copy_model_version(f"models:/{src}/1", dst).version == "2"
+    # the server's own answers to such sources
+    for source, code in ((f"models:/{src}/9", "RESOURCE_DOES_NOT_EXIST"),
+                         ("models:/copy_dev.ml.nope/1", "RESOURCE_DOES_NOT_EXIST"),
+                         (f"models:/{src}/0", "INVALID_PARAMETER_VALUE"),
+                         (f"models:/{src}/notanumber", "INVALID_PARAMETER_VALUE"),
+                         ("models:/../x/1", "INVALID_PARAMETER_VALUE"),
+                         ("models:/a.b.c.d/1", "INVALID_PARAMETER_VALUE")):
+        with pytest.raises(MlflowException) as err:
+            registry.create_model_version(dst, source)
+        assert err.value.error_code == code, source
+    # without EXECUTE on the source (what loading it needs) nothing is copied
+    admin.create_principal("model_copier")
+    admin.update_permissions("catalog", "copy_prod", [{"principal": "model_copier", "add": ["USE CATALOG"]}])
+    admin.update_permissions("schema", "copy_prod.ml",
+                             [{"principal": "model_copier", "add": ["USE SCHEMA", "CREATE MODEL"]}])
+    token = admin.create_token(principal="model_copier")["token_value"]
+    os.environ["MLFLOW_TRACKING_TOKEN"] = token
+    try:
+        copier = MlflowClient(platform.url, registry_uri=platform.url)
+        copier.create_registered_model("copy_prod.ml.mine")
+        with pytest.raises(MlflowException) as err:
+            copier.create_model_version("copy_prod.ml.mine", f"models:/{src}/1", run_id=run.info.run_id)
+        assert err.value.error_code == "PERMISSION_DENIED"
+        assert copier.search_model_versions("name = 'copy_prod.ml.mine'") == []
+    finally:
+        os.environ["MLFLOW_TRACKING_TOKEN"] = platform.token
+    assert [v.version for v in registry.search_model_versions(f"name = '{dst}'", order_by=["version_number ASC"])] \
+        == ["1", "2"]

@@ -351,3 +351,210 @@ def test_missing_tag_is_not_equal(registry, admin):
     assert [m["name"] for m in found["registered_models"]] == [M]
     found = mlflow(registry, admin, "search_registered_models", filter="tag.`mlflow.prompt.is_prompt` != 'true'")
     assert [m["name"] for m in found["registered_models"]] == [M]
+
+
+# -- copying a version (MlflowClient.copy_model_version: source models:/<name>/<version>) ---------
+DEV, PROD = "dev.ml.churn", "prod.ml.churn"
+
+
+def two_catalogs(registry, admin) -> None:
+    for catalog in ("dev", "prod"):
+        registry.call_as(admin, "create_catalog", name=catalog)
+        registry.call_as(admin, "create_schema", catalog_name=catalog, name="ml")
+
+
+def version_files(registry, storage_location: str) -> dict[str, bytes]:
+    from urllib.parse import urlparse
+
+    root = urlparse(storage_location).path
+    return {os.path.relpath(os.path.join(d, f), root): open(os.path.join(d, f), "rb").read()
+            for d, _, files in os.walk(root) for f in files}
+
+
+def assert_no_new_version(registry, admin, name=PROD):
+    assert mlflow(registry, admin, "search_model_versions", filter=f"name='{name}'")["model_versions"] == []
+    model_dir = registry.store.location_path(registry.call_as(admin, "get_registered_model",
+                                                              full_name=name)["storage_location"])
+    assert not model_dir.exists() or not any(p.is_file() for p in model_dir.rglob("*"))
+
+
+def test_copy_model_version_across_catalogs(registry, tracker, admin):
+    """dev.ml.churn 1 -> prod.ml.churn: what the mlflow client sends, the UC API and a dot-free name."""
+    two_catalogs(registry, admin)
+    run_id, base = logged_run(tracker, admin)
+    mlflow(registry, admin, "create_registered_model", name=DEV)
+    src = mlflow(registry, admin, "create_model_version", name=DEV, source=f"runs:/{run_id}/model", run_id=run_id,
+                 tags=[{"key": "team", "value": "ml"}], description="trained")["model_version"]
+    mlflow(registry, admin, "create_registered_model", name=PROD)
+    copy = mlflow(registry, admin, "create_model_version", name=PROD, source=f"models:/{DEV}/1", run_id=run_id,
+                  tags=src["tags"], run_link=None, description="trained", model_id=None)["model_version"]
+    assert copy["name"] == PROD and copy["version"] == "1" and copy["status"] == "READY"
+    assert copy["source"] == f"models:/{DEV}/1" and copy["run_id"] == run_id
+    assert copy["tags"] == [{"key": "team", "value": "ml"}] and copy["description"] == "trained"
+    with pytest.raises(InvalidArgument, match="does not match"):  # the run is the source version's
+        mlflow(registry, admin, "create_model_version", name=PROD, source=f"models:/{DEV}/1", run_id="f" * 32)
+    got_src = registry.call_as(admin, "get_model_version", full_name=DEV, version=1)
+    got = registry.call_as(admin, "get_model_version", full_name=PROD, version=1)
+    assert got["signature"] == got_src["signature"] == {"inputs": '[{"type": "double"}]'}
+    # the files are the source version's, in the destination model's own storage (hard links)
+    prod_model = registry.call_as(admin, "get_registered_model", full_name=PROD)
+    assert got["storage_location"] == prod_model["storage_location"] + "/versions/1"
+    files = version_files(registry, got["storage_location"])
+    assert files == version_files(registry, got_src["storage_location"]) and set(files) == {"MLmodel", "weights.bin"}
+    assert os.stat(registry.store.resolve(got["storage_location"], "weights.bin")).st_nlink == 3  # run, dev, prod
+    uri = mlflow(registry, admin, "get_model_version_download_uri", name=PROD, version="1")["artifact_uri"]
+    assert tracker.call_as(admin, "download_artifact", path=uri[len("mlflow-artifacts:/"):] + "/weights.bin") \
+        == b"\x00\x01"
+    # lineage: the run -> the copy (as for any version) and the source version -> the copy
+    edges = registry.call_as(admin, "get_lineage", node_type="model_version", name=f"{PROD}/1")["edges"]
+    assert sorted((e["source"]["type"], e["source"]["name"]) for e in edges) == [
+        ("model_version", f"{DEV}/1"), ("run", run_id)]
+    down = registry.call_as(admin, "get_lineage", node_type="run", name=run_id, direction="downstream")["edges"]
+    assert {e["target"]["name"] for e in down} == {f"{DEV}/1", f"{PROD}/1"}
+    found = mlflow(registry, admin, "search_model_versions", filter=f"run_id = '{run_id}'")["model_versions"]
+    assert sorted((v["name"], v["version"]) for v in found) == [(DEV, "1"), (PROD, "1")]
+    # the copy does not depend on the source: deleting the source version leaves it whole
+    mlflow(registry, admin, "delete_model_version", name=DEV, version="1")
+    assert version_files(registry, got["storage_location"]) == files
+    # the Unity Catalog API's create-version goes through the same source check
+    mlflow(registry, admin, "create_model_version", name=DEV, source=f"runs:/{run_id}/model")
+    uc = registry.call_as(admin, "create_model_version", catalog_name="prod", schema_name="ml", model_name="churn",
+                          source=f"models:/{DEV}/2", comment="promoted")
+    assert uc["version"] == 2 and uc["source"] == f"models:/{DEV}/2" and uc["run_id"] == run_id
+    # a dot-free MLflow name is the default schema's model, as everywhere else
+    mlflow(registry, admin, "create_registered_model", name="churn")
+    mlflow(registry, admin, "create_model_version", name="churn", source=f"runs:/{run_id}/model")
+    v3 = mlflow(registry, admin, "create_model_version", name=PROD, source="models:/churn/1")["model_version"]
+    assert v3["version"] == "3" and v3["source"] == "models:/churn/1"
+    edges = registry.call_as(admin, "get_lineage", node_type="model_version", name=f"{PROD}/3")["edges"]
+    assert ("model_version", f"{M}/1") in [(e["source"]["type"], e["source"]["name"]) for e in edges]
+    assert version_files(registry, registry.call_as(admin, "get_model_version", full_name=PROD,
+                                                    version=3)["storage_location"]) == files
+
+
+def test_copy_model_version_keeps_logged_model_id(registry, tracker, admin):
+    """What the client sends back (model_id of the source version) matches; another one is refused."""
+    exp = tracker.call_as(admin, "create_experiment", name="lm-copy")["experiment_id"]
+    model = tracker.call_as(admin, "create_logged_model", experiment_id=exp, name="m")["model"]["info"]
+    tracker.call_as(admin, "upload_artifact", path=f"{model['artifact_uri'][len('mlflow-artifacts:/'):]}/MLmodel",
+                    data=MLMODEL.encode())
+    mlflow(registry, admin, "create_registered_model", name=M)
+    mlflow(registry, admin, "create_model_version", name=M, source=f"models:/{model['model_id']}")
+    mlflow(registry, admin, "create_registered_model", name="main.default.copy")
+    copy = mlflow(registry, admin, "create_model_version", name="main.default.copy", source=f"models:/{M}/1",
+                  model_id=model["model_id"])["model_version"]
+    assert copy["model_id"] == model["model_id"]
+    with pytest.raises(InvalidArgument, match="does not match"):
+        mlflow(registry, admin, "create_model_version", name="main.default.copy", source=f"models:/{M}/1",
+               model_id="m-" + "0" * 32)
+
+
+def test_copy_model_version_needs_execute_on_the_source(registry, tracker, admin, users):
+    bob, carol = users
+    two_catalogs(registry, admin)
+    run_id, _ = logged_run(tracker, admin)
+    mlflow(registry, admin, "create_registered_model", name=DEV)
+    mlflow(registry, admin, "create_model_version", name=DEV, source=f"runs:/{run_id}/model")
+    registry.call_as(admin, "update_permissions", stype="catalog", full_name="prod",
+                     changes=[{"principal": "bob", "add": ["USE CATALOG"]}])
+    registry.call_as(admin, "update_permissions", stype="schema", full_name="prod.ml",
+                     changes=[{"principal": "bob", "add": ["USE SCHEMA", "CREATE MODEL"]}])
+    mlflow(registry, bob, "create_registered_model", name=PROD)  # bob owns the destination
+    source = f"models:/{DEV}/1"
+    # nothing on dev; then USE CATALOG/SCHEMA but no EXECUTE: 403 and nothing created, either API
+    for grant in (None, ("catalog", "dev", "USE CATALOG"), ("schema", "dev.ml", "USE SCHEMA")):
+        if grant:
+            registry.call_as(admin, "update_permissions", stype=grant[0], full_name=grant[1],
+                             changes=[{"principal": "bob", "add": [grant[2]]}])
+        with pytest.raises(PermissionDenied):
+            mlflow(registry, bob, "create_model_version", name=PROD, source=source, run_id=run_id)
+        with pytest.raises(PermissionDenied):
+            registry.call_as(bob, "create_model_version", catalog_name="prod", schema_name="ml", model_name="churn",
+                             source=source)
+        assert_no_new_version(registry, admin)
+    # without EXECUTE a missing version is a 403 too: version numbers cannot be probed
+    with pytest.raises(PermissionDenied):
+        mlflow(registry, bob, "create_model_version", name=PROD, source=f"models:/{DEV}/99")
+    denied = registry.call_as(admin, "query_audit", result="denied", principal="bob")["events"]
+    assert any(e["action"] == "create_model_version" and e["securable"] == DEV for e in denied)
+    # EXECUTE (what loading the model needs) is enough on the source
+    registry.call_as(admin, "update_permissions", stype="registered_model", full_name=DEV,
+                     changes=[{"principal": "bob", "add": ["EXECUTE"]}])
+    copy = mlflow(registry, bob, "create_model_version", name=PROD, source=source, run_id=run_id)["model_version"]
+    assert copy["version"] == "1" and copy["run_id"] == run_id and copy["source"] == source
+    # EXECUTE on the source does not replace ownership or MANAGE on the destination
+    registry.call_as(admin, "update_permissions", stype="catalog", full_name="dev",
+                     changes=[{"principal": "carol", "add": ["USE CATALOG"]}])
+    registry.call_as(admin, "update_permissions", stype="schema", full_name="dev.ml",
+                     changes=[{"principal": "carol", "add": ["USE SCHEMA"]}])
+    registry.call_as(admin, "update_permissions", stype="registered_model", full_name=DEV,
+                     changes=[{"principal": "carol", "add": ["EXECUTE"]}])
+    registry.call_as(admin, "update_permissions", stype="catalog", full_name="prod",
+                     changes=[{"principal": "carol", "add": ["USE CATALOG"]}])
+    registry.call_as(admin, "update_permissions", stype="schema", full_name="prod.ml",
+                     changes=[{"principal": "carol", "add": ["USE SCHEMA"]}])
+    registry.call_as(bob, "update_permissions", stype="registered_model", full_name=PROD,
+                     changes=[{"principal": "carol", "add": ["EXECUTE"]}])
+    with pytest.raises(PermissionDenied):
+        mlflow(registry, carol, "create_model_version", name=PROD, source=source)
+    assert [v["version"] for v in mlflow(registry, admin, "search_model_versions",
+                                         filter=f"name='{PROD}'")["model_versions"]] == ["1"]
+
+
+def test_copy_model_version_missing_source_is_404(registry, tracker, admin):
+    two_catalogs(registry, admin)
+    run_id, _ = logged_run(tracker, admin)
+    mlflow(registry, admin, "create_registered_model", name=DEV)
+    mlflow(registry, admin, "create_model_version", name=DEV, source=f"runs:/{run_id}/model")
+    mlflow(registry, admin, "create_model_version", name=DEV, source=f"runs:/{run_id}/model")
+    mlflow(registry, admin, "delete_model_version", name=DEV, version="2")
+    mlflow(registry, admin, "create_registered_model", name=PROD)
+    for source, message in [("models:/dev.ml.nope/1", "dev.ml.nope not found"),
+                            ("models:/nope/1", "main.default.nope not found"),  # dot-free: the default schema
+                            ("models:/nocat.ml.churn/1", "not found"),
+                            (f"models:/{DEV}/2", "version=2"),  # deleted
+                            (f"models:/{DEV}/3", "version=3")]:
+        with pytest.raises(NotFound, match=message):
+            mlflow(registry, admin, "create_model_version", name=PROD, source=source)
+        with pytest.raises(NotFound):
+            registry.call_as(admin, "create_model_version", catalog_name="prod", schema_name="ml",
+                             model_name="churn", source=source)
+    assert_no_new_version(registry, admin)
+
+
+@pytest.mark.parametrize("source", [
+    "models:/x/notanumber", "models:/x/0", "models:/../x/1", "models:/a.b.c.d/1", "models:/a.b/1",
+    f"models:/{DEV}/0", f"models:/{DEV}/01", f"models:/{DEV}/-1", f"models:/{DEV}/2147483648",
+    f"models:/{DEV}/99999999999", f"models:/{DEV}/latest", f"models:/{DEV}/Production", f"models:/{DEV}@champion",
+    f"models:/{DEV}/1@x", f"models:/{DEV}", f"models:/{DEV}/", f"models:/{DEV}/1/", f"models:/{DEV}/1/MLmodel",
+    f"models:/{DEV}/1/../../x", f"models://{DEV}/1", f"models:{DEV}/1", f"models:/{DEV}/1#x", f"models:/{DEV}/1?x",
+    "models:/dev..churn/1", "models:/.dev.ml.churn/1", "models:/dev.ml.ch-urn/1", "models:/dev.ml.churn%2f/1",
+    "models:/%2e%2e/x/1", "models:/dev.ml.churn/1\x00", "models:/dev.ml.chürn/1", "models:/ /1", "models://1",
+    "MODELS:/dev.ml.churn/1", "models:/dev/ml/churn/1",
+])
+def test_copy_model_version_malformed_source_is_400(registry, tracker, admin, source):
+    two_catalogs(registry, admin)
+    run_id, _ = logged_run(tracker, admin)
+    mlflow(registry, admin, "create_registered_model", name=DEV)
+    mlflow(registry, admin, "create_model_version", name=DEV, source=f"runs:/{run_id}/model")
+    mlflow(registry, admin, "create_registered_model", name=PROD)
+    with pytest.raises(InvalidArgument):
+        mlflow(registry, admin, "create_model_version", name=PROD, source=source)
+    with pytest.raises(InvalidArgument):
+        registry.call_as(admin, "create_model_version", catalog_name="prod", schema_name="ml", model_name="churn",
+                         source=source)
+    assert_no_new_version(registry, admin)
+
+
+def test_registered_version_sources_are_the_registrys_alone(registry):
+    """The artifact-level check classifies models:/<name>/<n> only when the registry asks."""
+    from lakeray.tracking.artifacts import check_model_source
+
+    assert check_model_source(f"models:/{DEV}/3", registry.store, registered_versions=True) == {
+        "kind": "model_version", "name": DEV, "version": 3, "path": ""}
+    assert check_model_source("models:/churn/2147483647", registry.store, registered_versions=True)["version"] \
+        == 2**31 - 1
+    with pytest.raises(InvalidArgument, match="not sources here"):
+        check_model_source(f"models:/{DEV}/3", registry.store)
+    with pytest.raises(InvalidArgument, match="alias"):
+        check_model_source(f"models:/{DEV}@prod", registry.store, registered_versions=True)

@@ -12,7 +12,10 @@ Creating a version copies the source's artifacts into the version's own director
 model's managed storage (``<artifact root>/models/<model id>/versions/<n>``) inside the write
 transaction, so a version is READY when it is acknowledged and later changes to the run's
 artifacts do not change it. The lineage edge run -> model version is recorded in the same
-transaction.
+transaction. A source may be another version (``models:/<name>/<n>``, what MLflow's
+``copy_model_version`` sends, e.g. to promote ``dev.ml.churn`` 3 to ``prod.ml.churn``): that needs
+EXECUTE on the source model as well, the copy keeps its run (and run -> version lineage) and adds
+the edge source version -> new version.
 """
 
 from __future__ import annotations
@@ -345,7 +348,7 @@ class ModelRegistry:
         try:
             with self.db.write() as conn:
                 obj = self._model(conn, caller, name, "create_model_version", manage=True)
-                src = resolve_source(conn, caller, self.store, source)
+                src = resolve_source(conn, caller, self.store, source, model_name=self.full_name)
                 if run_id and src.run_id and run_id != src.run_id:
                     raise InvalidArgument(f"run_id {run_id!r} does not match the source's run {src.run_id!r}")
                 if logged_model_id and src.logged_model_id and logged_model_id != src.logged_model_id:
@@ -373,6 +376,11 @@ class ModelRegistry:
                     conn.execute(lineage_edges.insert(), dict(
                         source_type="run", source_name=run_id or src.run_id, target_type="model_version",
                         target_name=f"{obj.full_name}/{version}", run_id=run_id or src.run_id, job_id=None,
+                        created_at=now, created_by=caller.name))
+                if src.model_version:  # copied from another version (a promotion across catalogs)
+                    conn.execute(lineage_edges.insert(), dict(
+                        source_type="model_version", source_name=src.model_version, target_type="model_version",
+                        target_name=f"{obj.full_name}/{version}", run_id=None, job_id=None,
                         created_at=now, created_by=caller.name))
                 self.audit.record(caller.name, "create_model_version", ST.REGISTERED_MODEL.value, obj.full_name,
                                   conn=conn, detail={"version": version, "source": source})

@@ -45,9 +45,13 @@ _DRIVE = re.compile(r"[A-Za-z]:(/|$)")
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
 _MODEL_ID = re.compile(r"m-[0-9a-f]{32}")
+#: ``models:/<registered model>/<version>``: a dot-free or ``catalog.schema.model`` name (the
+#: registry checks the parts) and a version number 1..2**31-1 without a leading zero.
+_REGISTERED_VERSION = re.compile(r"([A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*)/([1-9][0-9]{0,9})")
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
 _URI_TRICKS = {"#": "'#' (a URI fragment)", "?": "'?' (a query string)", ";": "';' (URI parameters)"}
-_SOURCES = "runs:/<run_id>/<path>, models:/m-<model id> or a file:// URI under the platform artifact root"
+_SOURCES = ("runs:/<run_id>/<path>, models:/m-<model id>, models:/<registered model>/<version> or a "
+            "file:// URI under the platform artifact root")
 
 
 def _check_text(text: str, what: str, shown: str | None = None) -> None:
@@ -471,14 +475,21 @@ def proxied(location: str, root_uri: str) -> str:
 
 
 def check_model_source(source: object, store: ArtifactStore,
-                       run_artifact_uri_lookup: Callable[[str], str] | None = None) -> dict:
+                       run_artifact_uri_lookup: Callable[[str], str] | None = None,
+                       registered_versions: bool = False) -> dict:
     """Check a model version ``source`` as MLflow's registry should have; returns what it names.
 
     Allowed: ``runs:/<run_id>[/<path>]`` -> ``{"kind": "run", "run_id", "path"}`` (plus
     ``"location"``, the run's artifact location, when ``run_artifact_uri_lookup(run_id)`` is given;
     the path is then confined to it); ``models:/m-<32 hex>`` -> ``{"kind": "logged_model",
     "model_id", "path": ""}``; ``file:///...`` strictly under the artifact root -> ``{"kind": "file",
-    "path": <relative to the root>, "location": <canonical URI>}``. Anything else is InvalidArgument.
+    "path": <relative to the root>, "location": <canonical URI>}``. With ``registered_versions``
+    (only the registry, which can resolve the name, asks for it) also another registered model's
+    version, ``models:/<name>/<version>`` -> ``{"kind": "model_version", "name", "version": <int>,
+    "path": ""}`` (what ``MlflowClient.copy_model_version`` sends): the name is checked as text
+    here and as a catalog name by the registry; aliases (``@champion``), ``latest`` and stages are
+    refused, as a version's source must name something that never changes (MLflow's client
+    resolves an alias to its version number before sending). Anything else is InvalidArgument.
     """
     if not isinstance(source, str) or not source:
         raise InvalidArgument(f"model version source must be {_SOURCES}")
@@ -498,11 +509,22 @@ def check_model_source(source: object, store: ArtifactStore,
             store.resolve(out["location"], out["path"])  # confined to the run, no links on the way
         return out
     if scheme == "models":
-        model_id = source[len("models:/"):] if source.startswith("models:/") else ""
-        if not _MODEL_ID.fullmatch(model_id):
+        body = source[len("models:/"):] if source.startswith("models:/") else ""
+        if _MODEL_ID.fullmatch(body):
+            return {"kind": "logged_model", "model_id": body, "path": ""}
+        if not registered_versions:
             raise InvalidArgument("a models:/ source must name a logged model, models:/m-<32 hex digits>; "
-                                  f"registered-model URIs are not sources: {show(source)}")
-        return {"kind": "logged_model", "model_id": model_id, "path": ""}
+                                  f"registered-model URIs are not sources here: {show(source)}")
+        if "@" in body:
+            raise InvalidArgument("a models:/ source names a registered model version by number, "
+                                  "models:/<name>/<version>; an alias moves, so it is not a source (resolve "
+                                  f"it to its version first, as MLflow's client does): {show(source)}")
+        found = _REGISTERED_VERSION.fullmatch(body)
+        if found is None or int(found.group(2)) >= 2**31:
+            raise InvalidArgument("a models:/ source must be models:/m-<32 hex digits> (a logged model) or "
+                                  "models:/<registered model>/<version number> (catalog.schema.model or a "
+                                  f"dot-free name; version 1 or more): {show(source)}")
+        return {"kind": "model_version", "name": found.group(1), "version": int(found.group(2)), "path": ""}
     if scheme == "file":
         parts = store._uri_parts(source, "model version source")
         store._confine(parts, ())
