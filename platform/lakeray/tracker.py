@@ -23,9 +23,10 @@ from lakeray.model_registry.tables import model_versions
 from lakeray.principals.service import Caller, PrincipalService
 from lakeray.settings import Settings
 from lakeray.storage.db import Database
+from lakeray.tracking import tables as t
 from lakeray.tracking.artifacts import ArtifactStore, parse_relative_path, proxied
 from lakeray.tracking.operations import ENDPOINTS
-from lakeray.tracking.permissions import EDIT, READ, require
+from lakeray.tracking.permissions import EDIT, MANAGE, READ, require, run_with_experiment
 from lakeray.tracking.service import TrackingService
 
 #: query-string fields that are integers in MLflow's REST API (GET requests send text).
@@ -70,7 +71,8 @@ class Tracker(Dispatcher):
 
         Paths look like ``experiments/<id>/<run_id>/artifacts/<file>`` (run artifacts) or
         ``experiments/<id>/models/<model_id>/artifacts/<file>`` (logged models); the
-        experiment's permissions decide.
+        experiment's permissions decide. Writes (``level`` above READ) must also name a run or
+        logged model of that experiment (see :meth:`_check_artifact_owner`).
         """
         parts = parse_relative_path(path if path else "", "artifact path")
         if parts[:1] == ("models",):
@@ -82,7 +84,32 @@ class Tracker(Dispatcher):
             raise InvalidArgument("artifact paths look like experiments/<id>/<run_id>/artifacts/<path>")
         experiment = self.tracking._experiment(conn, int(parts[1]))
         require(conn, caller, experiment, level, action, "experiment", parts[1])
+        if level != READ:
+            self._check_artifact_owner(conn, experiment.experiment_id, parts[2:depth - 1],
+                                       active=action == "upload_artifact")
         return self.store.location_uri(*parts[:depth]), "/".join(parts[depth:])
+
+    @staticmethod
+    def _check_artifact_owner(conn, experiment_id: int, owner: tuple[str, ...], active: bool) -> None:
+        """NotFound unless ``owner`` (``(run_id,)`` or ``("models", model_id)``) is a run or
+        logged model of the experiment; with ``active``, a deleted run is InvalidArgument too.
+
+        Why: the path alone names a directory, and files written under a made-up or foreign id
+        would be listed by no run and cleaned up by nothing.
+        """
+        if owner[0] == "models":
+            lm = t.logged_models
+            model = conn.execute(select(lm.c.experiment_id, lm.c.lifecycle_stage).where(
+                lm.c.model_id == owner[1])).first()
+            if model is None or model.experiment_id != experiment_id or model.lifecycle_stage != "active":
+                raise NotFound(f"Logged model with ID '{owner[1]}' not found in experiment {experiment_id}.")
+            return
+        run = run_with_experiment(conn, owner[0])
+        if run is None or run.experiment_id != experiment_id:
+            raise NotFound(f"Run with id={owner[0]} not found in experiment {experiment_id}")
+        if active and run.lifecycle_stage != "active":
+            raise InvalidArgument(f"The run {owner[0]} must be in the 'active' state. "
+                                  f"Current state is {run.lifecycle_stage}.")
 
     def _model_version_target(self, conn, caller: Caller, parts: tuple[str, ...], level: str, action: str):
         """``models/<model id>/versions/<n>/<path>``: a registered model version's files.
@@ -150,9 +177,10 @@ class Tracker(Dispatcher):
         return {"files": [dict(f, path=f["path"][cut:]) for f in self.store.list(location, rel)]}
 
     def delete_artifact(self, caller: Caller, path: str) -> dict:
-        """Delete an artifact file or directory (EDIT on its experiment)."""
+        """Delete an artifact file or directory (MANAGE on its experiment, as MLflow's auth layer
+        asks: EDIT, which everyone holds on the Default experiment, only adds)."""
         with self.db.read() as conn:
-            location, rel = self._artifact_target(conn, caller, path, EDIT, "delete_artifact")
+            location, rel = self._artifact_target(conn, caller, path, MANAGE, "delete_artifact")
         if not self.store.delete(location, rel):
             raise NotFound(f"artifact {path!r} does not exist")
         self.audit.record(caller.name, "delete_artifact", "experiment", path.split("/")[1],

@@ -34,7 +34,7 @@ async def record_lineage(body: LineageEdge, request: Request) -> dict:
     return await call(request, "record_lineage", **body.model_dump())
 
 
-@router.get("/lineage/{node_type}/{name}")
+@router.get("/lineage/{node_type}/{name:path}")  # a model version is <model>/<n>
 async def get_lineage(node_type: str, name: str, request: Request,
                       direction: str = Query("upstream", pattern="^(upstream|downstream)$"),
                       depth: int = Query(1, ge=1, le=10)) -> dict:
