@@ -212,3 +212,20 @@ def test_replacing_an_endpoint_checks_its_config_as_put_config_does(api):
     resp = api.put("/api/2.0/serving-endpoints/ep", json={"config": {"served_entities": [
         {"entity_name": "main.default.m", "entity_version": "1"}]}})
     assert resp.status_code == 404, resp.text  # a well-formed config reaches the operation
+
+
+def test_several_authorization_headers_are_400_and_nothing_runs(api, registry, admin):
+    """With the last header winning, bob's request with an admin token appended ran as admin:
+    a request that carries more than one Authorization header is refused outright."""
+    registry.call_as(admin, "create_principal", name="bob", kind="user")
+    bob = "Bearer " + registry.call_as(admin, "create_token", principal="bob")["token_value"]
+    admin_header = api.headers["Authorization"]
+    assert api.get("/api/lakeray/v1/whoami", headers={"Authorization": bob}).json()["name"] == "bob"
+    anon = TestClient(api.app)
+    for pair in ((bob, admin_header), (admin_header, bob), (admin_header, admin_header)):
+        resp = anon.post(UC + "/catalogs", json={"name": "twoheads"},
+                         headers=[("Authorization", pair[0]), ("Authorization", pair[1])])
+        assert resp.status_code == 400, resp.text
+        assert resp.json() == {"error_code": "INVALID_PARAMETER_VALUE",
+                               "message": "send one Authorization header, not several"}
+    assert "twoheads" not in [c["name"] for c in api.get(UC + "/catalogs").json()["catalogs"]]

@@ -1,9 +1,10 @@
 """The replica HTTP front: replicas share the platform's port, a foreign holder is a clear error,
-and the front setting is validated."""
+oversized request heads are refused with 431, and the front setting is validated."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 
 import pytest
@@ -11,7 +12,7 @@ import requests
 from fastapi import FastAPI
 from tests.conftest import free_port
 
-from lakeray.api.front import Front, bind_shared, check_port_free
+from lakeray.api.front import MAX_HEAD_BYTES, Front, bind_shared, check_port_free
 from lakeray.errors import InvalidArgument, Unavailable
 from lakeray.settings import Settings
 
@@ -70,3 +71,104 @@ def test_http_front_setting():
         Settings.from_env({"LAKERAY_HOME": "/tmp/x", "LAKERAY_HTTP_FRONT": "nginx"})
     with pytest.raises(InvalidArgument, match="LAKERAY_SERVE_PROXY_PORT must be an integer"):
         Settings.from_env({"LAKERAY_HOME": "/tmp/x", "LAKERAY_SERVE_PROXY_PORT": "x"})
+
+
+def _request(path: str = "/who", extra: bytes = b"") -> bytes:
+    return b"GET " + path.encode() + b" HTTP/1.1\r\nHost: t\r\n" + extra + b"\r\n"
+
+
+def _request_of(size: int) -> bytes:
+    """A request whose line and headers are ``size`` bytes, most of them one header's value."""
+    base = len(_request(extra=b"X-Big: \r\n"))
+    return _request(extra=b"X-Big: " + b"a" * (size - base) + b"\r\n")
+
+
+def _read_response(reader) -> bytes:
+    """One response with a Content-Length body (what the test app and the 431 send), from a
+    buffered reader (pipelined responses may arrive in one packet)."""
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        line = reader.readline()
+        if not line:
+            return head
+        head += line
+    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+    return head + reader.read(length)
+
+
+def _closed(reader) -> bool:
+    try:
+        return reader.read(1) == b""
+    except ConnectionResetError:  # closed with the rest of our header unread
+        return True
+
+
+def _with_front(check) -> None:
+    """Run ``check(port)`` in a thread while a Front serves the test app on a free port."""
+    port = free_port()
+
+    async def scenario():
+        front = Front(_app("a"), "127.0.0.1", port)
+        await asyncio.sleep(0.3)
+        try:
+            await asyncio.to_thread(check, port)
+        finally:
+            await front.stop()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("request_bytes", [
+    _request_of(MAX_HEAD_BYTES + 1),
+    _request(extra=b"".join(b"X-H%d: v\r\n" % i for i in range(20_000))),
+], ids=["one-byte-over", "20000-headers"])
+def test_a_request_head_over_the_limit_is_431_and_the_connection_closes(request_bytes):
+    def check(port):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock, sock.makefile("rb") as reader:
+            sock.sendall(_request())  # a normal request first: the limit is per request, not per connection
+            assert _read_response(reader).startswith(b"HTTP/1.1 200")
+            with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+                sock.sendall(request_bytes)
+            resp = _read_response(reader)
+            assert resp.startswith(b"HTTP/1.1 431 "), resp[:100]
+            assert b"connection: close" in resp and b"REQUEST_LIMIT_EXCEEDED" in resp
+            assert _closed(reader)
+
+    _with_front(check)
+
+
+def test_a_header_that_never_ends_is_refused_before_it_ends():
+    """The refusal comes while the header is still arriving, so the front does not buffer
+    what an attacker keeps sending (the probe held 16 MB headers open)."""
+    def check(port):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock, sock.makefile("rb") as reader:
+            with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+                sock.sendall(b"GET /who HTTP/1.1\r\nHost: t\r\nX-Big: ")
+                for _ in range(64):  # up to 4 MB, never the end of the header
+                    sock.sendall(b"a" * 65536)
+            resp = _read_response(reader)
+            assert resp.startswith(b"HTTP/1.1 431 "), resp[:100]
+            assert _closed(reader)
+
+    _with_front(check)
+
+
+def test_heads_under_the_limit_keep_alive_and_pipelining_work():
+    def check(port):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock, sock.makefile("rb") as reader:
+            just_under = _request_of(MAX_HEAD_BYTES)
+            assert len(just_under) == MAX_HEAD_BYTES
+            for _ in range(3):  # one keep-alive connection: the count starts again with each request
+                sock.sendall(just_under)
+                assert _read_response(reader).startswith(b"HTTP/1.1 200")
+            for i in range(0, len(just_under), 7000):  # a head arriving in pieces is counted across them
+                sock.sendall(just_under[i:i + 7000])
+            assert _read_response(reader).startswith(b"HTTP/1.1 200")
+            sock.sendall(just_under * 3)  # pipelined, each head at the limit
+            for _ in range(3):
+                resp = _read_response(reader)
+                assert resp.startswith(b"HTTP/1.1 200") and resp.endswith(b'{"front":"a"}')
+            sock.sendall(_request())
+            assert _read_response(reader).startswith(b"HTTP/1.1 200")
+
+    _with_front(check)

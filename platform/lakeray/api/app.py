@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lakeray import __version__
-from lakeray.errors import LakerayError, PayloadTooLarge, Unauthenticated, http_status
+from lakeray.errors import InvalidArgument, LakerayError, PayloadTooLarge, Unauthenticated, http_status
 
 log = logging.getLogger("lakeray.api")
 
@@ -124,7 +124,8 @@ class AuthGate:
     """ASGI middleware: every path outside :data:`PUBLIC_PATHS` needs a bearer token.
 
     The token itself is checked by the registry on each call (so revocation is immediate);
-    here a request without one is refused with 401 before any route runs.
+    here a request without one is refused with 401, and one with several ``Authorization``
+    headers with 400, before any route runs.
     """
 
     def __init__(self, app):
@@ -133,7 +134,13 @@ class AuthGate:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
             return await self.app(scope, receive, send)
-        token = bearer_token(dict(scope.get("headers", [])).get(b"authorization", b"").decode("latin-1"))
+        # Every Authorization header is looked at: with a dict of them the last would win, so a
+        # second header could replace the token a proxy or client checked in the first.
+        found = [value for name, value in scope.get("headers", ()) if name == b"authorization"]
+        if len(found) > 1:
+            resp = error_response(InvalidArgument("send one Authorization header, not several"))
+            return await resp(scope, receive, send)
+        token = bearer_token(found[0].decode("latin-1")) if found else None
         if token is None:
             resp = error_response(Unauthenticated("a token is required: send 'Authorization: Bearer <token>'"))
             return await resp(scope, receive, send)
