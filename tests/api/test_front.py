@@ -172,3 +172,38 @@ def test_heads_under_the_limit_keep_alive_and_pipelining_work():
             assert _read_response(reader).startswith(b"HTTP/1.1 200")
 
     _with_front(check)
+
+
+def test_a_500_keeps_the_connection_alive(backend, registry, admin):
+    """An unexpected error answers 500 in the one error format and the kept-alive connection
+    serves the next request (Starlette's Exception handler re-raised, and uvicorn then closed
+    the connection without saying so: the client's next request met a reset)."""
+    from lakeray.api.app import build_app
+
+    def explode(*a, **k):
+        raise RuntimeError("secret internal detail")
+
+    registry.catalog.get = explode
+    registry.ops = registry._operations()
+    token = registry.call_as(admin, "create_token")["token_value"].encode()
+    port = free_port()
+    auth = b"Authorization: Bearer " + token + b"\r\n"
+
+    def check(port):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock, sock.makefile("rb") as reader:
+            sock.sendall(_request("/api/2.1/unity-catalog/catalogs/main", auth))
+            resp = _read_response(reader)
+            assert resp.startswith(b"HTTP/1.1 500 ") and b"INTERNAL_ERROR" in resp and b"secret" not in resp
+            assert b"connection: close" not in resp.lower()
+            sock.sendall(_request("/healthz"))
+            assert _read_response(reader).startswith(b"HTTP/1.1 200")
+
+    async def scenario():
+        front = Front(build_app(backend), "127.0.0.1", port)
+        await asyncio.sleep(0.3)
+        try:
+            await asyncio.to_thread(check, port)
+        finally:
+            await front.stop()
+
+    asyncio.run(scenario())

@@ -60,15 +60,3 @@ def test_steps_at_the_int64_bounds_and_integral_floats_are_taken(api, run_id):
         history = api.get(f"{MLFLOW}/metrics/get-history", params={"run_id": run_id, "metric_key": "m"}).json()
         assert stored in [int(m["step"]) for m in history["metrics"]]
 
-
-def test_lineage_of_a_model_version_over_http(api):
-    """A model version's lineage node is ``<model>/<n>``: its slash must reach the operation,
-    quoted or not (lakeray's HTTP client quotes it)."""
-    created = api.post("/api/lakeray/v1/lineage", json={
-        "source_type": "run", "source_name": "r" * 32, "target_type": "model_version",
-        "target_name": "main.default.lin/1", "run_id": "r" * 32})
-    assert created.status_code == 200, created.text
-    for name in ("main.default.lin/1", "main.default.lin%2F1"):
-        resp = api.get(f"/api/lakeray/v1/lineage/model_version/{name}")
-        assert resp.status_code == 200, resp.text
-        assert [e["source"]["name"] for e in resp.json()["edges"]] == ["r" * 32]

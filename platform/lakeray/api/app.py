@@ -103,6 +103,65 @@ class BodyLimit:
             await error_response(e)(scope, receive, send)
 
 
+class InternalErrors:
+    """ASGI middleware (outermost): an unexpected exception becomes a bare 500 in the one error
+    format, its traceback logged once.
+
+    Why not an ``Exception`` handler: Starlette runs that one in ``ServerErrorMiddleware``,
+    which re-raises after answering, and uvicorn then closes the connection without a
+    ``Connection: close`` header, so a client's next request on that kept-alive connection
+    fails with a reset. Here the exception ends with the answer.
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def tracked_send(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked_send)
+        except Exception:
+            if started:  # half an answer is out: only closing the connection is left
+                raise
+            log.exception("unhandled error")
+            await JSONResponse({"error_code": "INTERNAL_ERROR", "message": "internal error"},
+                               status_code=500)(scope, receive, send)
+
+
+#: what curl's ``-d`` sends when not told otherwise
+_FORM = b"application/x-www-form-urlencoded"
+
+
+class JsonBodies:
+    """ASGI middleware: a body sent as a form is read as JSON.
+
+    No route takes forms; every request body is JSON (or Arrow, or a file). ``curl -d '{...}'``
+    labels its body ``application/x-www-form-urlencoded`` unless told otherwise, and the
+    Databricks-style examples people copy rarely say ``-H 'Content-Type: application/json'``,
+    so such a body is parsed as the JSON it is (MLflow's routes read any body as JSON anyway).
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            headers = scope.get("headers", ())
+            if any(name == b"content-type" and value.split(b";")[0].strip().lower() == _FORM
+                   for name, value in headers):
+                scope = dict(scope, headers=[(name, b"application/json" if name == b"content-type" else value)
+                                             for name, value in headers])
+        await self.app(scope, receive, send)
+
+
 def route_inventory(app: FastAPI) -> list[tuple[str, str]]:
     """Every (method, path) the app serves, included routers flattened (for the auth test)."""
     out = []
@@ -209,11 +268,6 @@ def build_app(backend, max_body_bytes: int = 16 * 1024 * 1024, max_artifact_byte
         return JSONResponse({"error_code": "INVALID_PARAMETER_VALUE", "message": f"malformed JSON: {exc.msg}"},
                             status_code=400)
 
-    @app.exception_handler(Exception)
-    async def unexpected(_request: Request, exc: Exception):
-        log.exception("unhandled error")
-        return JSONResponse({"error_code": "INTERNAL_ERROR", "message": "internal error"}, status_code=500)
-
     @app.get("/healthz", tags=["platform"])
     async def healthz() -> dict:
         """Liveness of the API (no token needed)."""
@@ -232,7 +286,9 @@ def build_app(backend, max_body_bytes: int = 16 * 1024 * 1024, max_artifact_byte
     app.include_router(principal_routes.router)
     app.include_router(platform_routes.router)
     app.include_router(secret_routes.router)
+    app.add_middleware(JsonBodies)
     app.add_middleware(AuthGate)
     if max_body_bytes:
-        app.add_middleware(BodyLimit, limit=max_body_bytes, upload_limit=max_artifact_bytes)  # runs first
+        app.add_middleware(BodyLimit, limit=max_body_bytes, upload_limit=max_artifact_bytes)
+    app.add_middleware(InternalErrors)  # added last, runs first
     return app
