@@ -103,12 +103,12 @@ def _closed(reader) -> bool:
         return True
 
 
-def _with_front(check) -> None:
-    """Run ``check(port)`` in a thread while a Front serves the test app on a free port."""
+def _with_front(check, app: FastAPI | None = None) -> None:
+    """Run ``check(port)`` in a thread while a Front serves ``app`` (the test app) on a free port."""
     port = free_port()
 
     async def scenario():
-        front = Front(_app("a"), "127.0.0.1", port)
+        front = Front(app or _app("a"), "127.0.0.1", port)
         await asyncio.sleep(0.3)
         try:
             await asyncio.to_thread(check, port)
@@ -186,7 +186,6 @@ def test_a_500_keeps_the_connection_alive(backend, registry, admin):
     registry.catalog.get = explode
     registry.ops = registry._operations()
     token = registry.call_as(admin, "create_token")["token_value"].encode()
-    port = free_port()
     auth = b"Authorization: Bearer " + token + b"\r\n"
 
     def check(port):
@@ -198,12 +197,4 @@ def test_a_500_keeps_the_connection_alive(backend, registry, admin):
             sock.sendall(_request("/healthz"))
             assert _read_response(reader).startswith(b"HTTP/1.1 200")
 
-    async def scenario():
-        front = Front(build_app(backend), "127.0.0.1", port)
-        await asyncio.sleep(0.3)
-        try:
-            await asyncio.to_thread(check, port)
-        finally:
-            await front.stop()
-
-    asyncio.run(scenario())
+    _with_front(check, build_app(backend))
