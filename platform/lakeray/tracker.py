@@ -23,7 +23,6 @@ from lakeray.model_registry.tables import model_versions
 from lakeray.principals.service import Caller, PrincipalService
 from lakeray.settings import Settings
 from lakeray.storage.db import Database
-from lakeray.tracking import tables as t
 from lakeray.tracking.artifacts import ArtifactStore, parse_relative_path, proxied
 from lakeray.tracking.operations import ENDPOINTS
 from lakeray.tracking.permissions import EDIT, MANAGE, READ, require, run_with_experiment
@@ -89,8 +88,7 @@ class Tracker(Dispatcher):
                                        active=action == "upload_artifact")
         return self.store.location_uri(*parts[:depth]), "/".join(parts[depth:])
 
-    @staticmethod
-    def _check_artifact_owner(conn, experiment_id: int, owner: tuple[str, ...], active: bool) -> None:
+    def _check_artifact_owner(self, conn, experiment_id: int, owner: tuple[str, ...], active: bool) -> None:
         """NotFound unless ``owner`` (``(run_id,)`` or ``("models", model_id)``) is a run or
         logged model of the experiment; with ``active``, a deleted run is InvalidArgument too.
 
@@ -98,10 +96,7 @@ class Tracker(Dispatcher):
         would be listed by no run and cleaned up by nothing.
         """
         if owner[0] == "models":
-            lm = t.logged_models
-            model = conn.execute(select(lm.c.experiment_id, lm.c.lifecycle_stage).where(
-                lm.c.model_id == owner[1])).first()
-            if model is None or model.experiment_id != experiment_id or model.lifecycle_stage != "active":
+            if self.tracking._model(conn, owner[1]).experiment_id != experiment_id:  # NotFound if missing
                 raise NotFound(f"Logged model with ID '{owner[1]}' not found in experiment {experiment_id}.")
             return
         run = run_with_experiment(conn, owner[0])
